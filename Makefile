@@ -1,0 +1,50 @@
+# Two commands: `make demo` (the whole pipeline on synthetic data) and `make test`.
+# Both create/refresh .venv when needed; a second run is a no-op in seconds.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= all
+TORCH_PIN := torch==2.13.0
+
+.PHONY: demo test setup ffmpeg clean-demo lint
+
+demo: setup ffmpeg
+	$(BIN)/snakemake --cores $(CORES)
+	@echo
+	@echo "Tables:  $(CURDIR)/results/tables"
+	@echo "Figures: $(CURDIR)/results/figures"
+
+test: setup ffmpeg
+	$(BIN)/python -m pytest
+
+setup: $(STAMP)
+
+# Reinstall only when the dependency declaration changes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and pinned: the CPU build here, the CUDA build on GPU machines; nothing else may replace it
+	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
+	$(BIN)/python -m pip install --quiet -e ".[test]" "$(TORCH_PIN)"
+	touch $(STAMP)
+
+# System ffmpeg when present; else apt as root; else the static binary of imageio-ffmpeg
+# (a dependency, so it is always there) is what centerclip uses.
+ffmpeg:
+	@if command -v ffmpeg >/dev/null 2>&1; then \
+		echo "ffmpeg: $$(command -v ffmpeg)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "ffmpeg: installing with apt-get"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null) \
+		|| echo "ffmpeg: apt-get failed; using the imageio-ffmpeg static binary"; \
+	else \
+		echo "ffmpeg: using the imageio-ffmpeg static binary: $$($(BIN)/python -c 'import imageio_ffmpeg as i; print(i.get_ffmpeg_exe())')"; \
+	fi
+
+lint: setup
+	$(BIN)/snakemake --lint
+
+clean-demo:
+	rm -rf data/demo results/runs results/tables results/figures results/logs results/benchmarks

@@ -1,0 +1,1 @@
+"""Data stage: synthetic datasets, ffmpeg compression, HDF5 frame cache, sampling datasets."""
