@@ -1,0 +1,293 @@
+"""Compress raw videos to the 3-fps, short-side-224 H.264 files the frame cache reads.
+
+Fixes the original preprocessing (REFERENCE.md §2) while keeping its intent:
+
+- ``fps=3`` *filter* instead of the output option ``-r 3`` (a 5 s clip gives 15 frames, not 17);
+- the *shorter* displayed side becomes exactly ``short_side`` and the other side keeps the aspect
+  ratio, rounded to an even number (320x240 -> 298x224, 240x320 -> 224x298; the original turned
+  portrait 240x320 into 224x168);
+- phone rotation metadata is honoured: ffmpeg auto-rotates before our filters, so the
+  landscape/portrait decision and the reported size are those of the displayed picture;
+- every output is validated (decodes with decord, short side, frame count ~ fps x input
+  duration) and only then moved into place; failures raise :class:`BadVideo` with a reason and
+  never leave a partial destination file.
+
+No ffprobe is needed (see :mod:`centerclip.data.probe`); the ffmpeg binary is
+:func:`centerclip.data.ffmpeg_bin.ffmpeg_exe` (``$CENTERCLIP_FFMPEG``, system, imageio-ffmpeg).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import secrets
+import subprocess
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import ffmpeg  # ffmpeg-python
+
+from centerclip.data.ffmpeg_bin import FFmpegNotFound, ffmpeg_exe
+from centerclip.data.probe import BadVideo, probe_video
+
+__all__ = ["BadVideo", "compress_video", "compress_many", "video_encoder", "expected_frames", "frame_tolerance"]
+
+log = logging.getLogger(__name__)
+
+PRESET = "veryfast"
+CRF = 23
+MPEG4_QSCALE = 3  # fallback encoder quality (2 = best .. 31)
+
+
+@functools.cache
+def video_encoder(exe: str) -> str:
+    """``"libx264"`` when the ffmpeg binary ``exe`` has it, else ``"mpeg4"`` (logged once)."""
+    proc = subprocess.run(
+        [exe, "-hide_banner", "-nostdin", "-encoders"],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        stdin=subprocess.DEVNULL,
+    )
+    names = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith(" ") and len(line.split()) > 1}
+    if "libx264" in names:
+        return "libx264"
+    log.warning("ffmpeg %s has no libx264 encoder: falling back to mpeg4 (MPEG-4 part 2, q:v %d)", exe, MPEG4_QSCALE)
+    return "mpeg4"
+
+
+def expected_frames(duration: float, fps: float) -> float:
+    """Frames the ``fps`` filter makes from ``duration`` seconds of video (5 s at 3 fps -> 15)."""
+    return duration * fps
+
+
+def frame_tolerance(expected: float) -> float:
+    """Allowed |decoded - expected| frames: 1 frame of rounding plus 2 % (timestamp jitter, VFR)."""
+    return 1.0 + 0.02 * expected
+
+
+def _scale_exprs(short_side: int) -> tuple[str, str]:
+    # Landscape (iw > ih): height = short_side, width from the aspect, even (-2). Portrait and
+    # square: width = short_side. iw/ih are the *displayed* sizes: autorotation runs first.
+    return (f"if(gt(iw,ih),-2,{short_side})", f"if(gt(iw,ih),{short_side},-2)")
+
+
+def _build_command(src: Path, tmp: Path, fps: float, short_side: int, encoder: str, exe: str) -> list[str]:
+    w, h = _scale_exprs(short_side)
+    stream = ffmpeg.input(str(src)).video.filter("fps", fps=fps).filter("scale", w, h).filter("setsar", "1")
+    if encoder == "libx264":
+        codec_args = dict(vcodec="libx264", preset=PRESET, crf=CRF)
+    else:
+        codec_args = {"vcodec": encoder, "q:v": MPEG4_QSCALE}
+    out = stream.output(str(tmp), an=None, pix_fmt="yuv420p", f="mp4", movflags="+faststart", **codec_args)
+    out = out.overwrite_output().global_args("-hide_banner", "-nostdin", "-loglevel", "error")
+    return out.compile(cmd=exe)
+
+
+def _create_tmp(dst: Path) -> Path:
+    """Create an empty ``.<stem>.tmp-XXXXXXXX<ext>`` beside ``dst`` (mode 0666 & ~umask, unlike mkstemp)."""
+    for _ in range(100):
+        tmp = dst.parent / f".{dst.stem}.tmp-{secrets.token_hex(4)}{dst.suffix or '.mp4'}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise OSError(f"cannot create a temporary file beside {dst}")
+
+
+_LOG_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
+
+
+def _tail(text: str, lines: int = 3, chars: int = 300) -> str:
+    """Last ``lines`` non-empty stderr lines, without ffmpeg's ``[demuxer @ 0x...]`` prefixes."""
+    kept = [_LOG_PREFIX.sub("", ln.strip()) for ln in text.splitlines() if ln.strip()][-lines:]
+    return " | ".join(kept)[-chars:]
+
+
+def _decode_all(path: Path) -> tuple[int, set[tuple[int, int]]]:
+    """Decode every frame of ``path`` with decord; return (frames decoded, set of (h, w) seen)."""
+    import decord
+
+    vr = decord.VideoReader(os.fspath(path), num_threads=1)
+    n, shapes = len(vr), set()
+    for start in range(0, n, 64):
+        batch = vr.get_batch(list(range(start, min(n, start + 64)))).asnumpy()
+        shapes.add(tuple(batch.shape[1:3]))
+    return n, shapes
+
+
+def _validate(tmp: Path, src: Path, inp: dict, fps: float, short_side: int, ffmpeg_err: str) -> dict:
+    """Check the encoded ``tmp`` against the input facts ``inp``; raise BadVideo(src, ...) if wrong."""
+    hint = f" (ffmpeg said: {ffmpeg_err})" if ffmpeg_err else ""
+    try:
+        out = probe_video(tmp)
+        n, shapes = _decode_all(tmp)
+    except BadVideo as exc:
+        raise BadVideo(src, f"output does not decode: {exc.reason}{hint}") from None
+    except Exception as exc:
+        raise BadVideo(src, f"output does not decode: {exc}{hint}") from None
+    if out["rotation"]:
+        raise BadVideo(src, f"output still carries a {out['rotation']} degree rotation (ffmpeg did not autorotate)")
+    width, height = out["width"], out["height"]
+    if shapes != {(height, width)}:
+        raise BadVideo(src, f"output frames have inconsistent sizes {sorted(shapes)}{hint}")
+    if min(width, height) != short_side:
+        raise BadVideo(src, f"output is {width}x{height}, shorter side is not {short_side}{hint}")
+    iw, ih = inp["width"], inp["height"]
+    if iw and ih:
+        if (iw > ih) != (width > height):
+            raise BadVideo(src, f"output {width}x{height} has the wrong orientation for the {iw}x{ih} input")
+        want_long = max(iw, ih) * short_side / min(iw, ih)
+        if abs(max(width, height) - want_long) > 2:
+            raise BadVideo(src, f"output {width}x{height} does not keep the {iw}x{ih} aspect ratio")
+    want = expected_frames(inp["duration"], fps)
+    if n < 1 or abs(n - want) > frame_tolerance(want):
+        raise BadVideo(
+            src,
+            f"decoded {n} frames at {fps:g} fps where {inp['duration']:.2f} s of input should give "
+            f"{want:.1f} (truncated or corrupt?){hint}",
+        )
+    return dict(width=width, height=height, frames=n)
+
+
+def compress_video(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    fps: float = 3,
+    short_side: int = 224,
+    *,
+    timeout: float | None = None,
+) -> dict:
+    """Re-encode ``src`` to ``dst``: video only, ``fps`` frames/s, shorter displayed side ``short_side``.
+
+    The output is H.264 (``libx264``, preset veryfast, crf 23, yuv420p) in an MP4 container
+    (whatever ``dst``'s extension), square pixels, no audio, no rotation metadata; ``mpeg4``
+    when the ffmpeg binary lacks libx264 (logged; see ``codec`` in the result). Parent
+    directories are created. The file is written to ``.<name>.tmp-XXXX<ext>`` beside ``dst``,
+    validated, then atomically renamed; on any failure it is removed and ``dst`` is untouched.
+
+    Returns ``dict(width, height, frames, fps, codec)`` of the output.
+
+    Raises :class:`BadVideo` (message ``"<src>: <reason>"``) for: a missing, empty or unreadable
+    file; a non-video (e.g. text named .mp4); no video stream ("no video stream"); a truncated
+    or corrupt file (ffmpeg error, or fewer decoded frames than fps x duration allows: a file
+    cut anywhere, even at 50 %, is rejected — nothing partial goes into the dataset); an output
+    that fails validation. ``timeout`` (seconds) bounds the ffmpeg run; default 120 s + 4 x the
+    input duration. ``ValueError`` for bad arguments; ``FFmpegNotFound`` without ffmpeg.
+
+    Input facts come from decord (exact frame timestamps); for an input decord cannot read
+    but ffmpeg can (e.g. AV1), from the ``ffmpeg -i`` header (container duration).
+    """
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps!r}")
+    if int(short_side) != short_side or short_side < 2 or short_side % 2:
+        raise ValueError(f"short_side must be a positive even integer (yuv420p), got {short_side!r}")
+    short_side = int(short_side)
+    src, dst = Path(src).absolute(), Path(dst).absolute()
+    exe = ffmpeg_exe()
+    inp = probe_video(src, header_fallback=True)
+    if not inp["duration"] > 0:
+        raise BadVideo(src, "video stream has no duration")
+    encoder = video_encoder(exe)
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _create_tmp(dst)
+    done = False
+    try:
+        cmd = _build_command(src, tmp, fps, short_side, encoder, exe)
+        limit = timeout if timeout is not None else 120.0 + 4.0 * inp["duration"]
+        try:
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, errors="replace", timeout=limit, stdin=subprocess.DEVNULL
+            )
+        except subprocess.TimeoutExpired:
+            raise BadVideo(src, f"ffmpeg did not finish within {limit:.0f} s") from None
+        if proc.returncode != 0:
+            raise BadVideo(src, f"ffmpeg failed (exit {proc.returncode}): {_tail(proc.stderr) or 'no message'}")
+        if tmp.stat().st_size == 0:
+            raise BadVideo(src, f"ffmpeg wrote an empty file: {_tail(proc.stderr) or 'no message'}")
+        result = _validate(tmp, src, inp, fps, short_side, _tail(proc.stderr))
+        os.replace(tmp, dst)
+        done = True
+    finally:
+        if not done:
+            tmp.unlink(missing_ok=True)
+    if "decord_error" in inp:
+        log.info("%s: input probed from the ffmpeg header (%s)", src, inp["decord_error"])
+    return dict(**result, fps=fps, codec=encoder)
+
+
+def _existing_ok(dst: Path, short_side: int) -> dict | None:
+    try:
+        info = probe_video(dst)
+    except BadVideo:
+        return None
+    return info if min(info["width"], info["height"]) == short_side and info["rotation"] == 0 else None
+
+
+def compress_many(
+    items: list[tuple[str | os.PathLike, str | os.PathLike]],
+    fps: float = 3,
+    short_side: int = 224,
+    threads: int = 2,
+    skip_existing: bool = True,
+) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Compress many videos with ``threads`` worker threads (each runs one ffmpeg at a time).
+
+    ``items`` are ``(src, dst)`` pairs. Returns ``(results, bad)`` in the order of ``items``:
+    ``results`` holds ``dict(id=<dst stem>, src, dst, width, height, frames, skipped)`` for every
+    usable video, ``bad`` holds ``(src, reason)`` for every :class:`BadVideo` (and, with an
+    "internal error" reason, any other per-video exception); one bad video never stops the
+    others. A missing ffmpeg (``FFmpegNotFound``) and bad arguments (``ValueError``) stop all.
+
+    ``skip_existing``: a ``dst`` that already exists is kept (``skipped=True``, not re-encoded)
+    when it opens with decord, its shorter side is ``short_side`` and it has no rotation; its
+    frame count is not re-checked, because :func:`compress_video` only ever creates ``dst``
+    after full validation. An existing ``dst`` failing that check is re-encoded.
+
+    Progress shows with tqdm on a terminal (disabled when stderr is not a TTY).
+    """
+    from tqdm import tqdm
+
+    def one(src, dst) -> dict:
+        src, dst = Path(src), Path(dst)
+        if skip_existing and dst.exists():
+            info = _existing_ok(dst, short_side)
+            if info is not None:
+                return dict(width=info["width"], height=info["height"], frames=info["frames"], skipped=True)
+            log.info("%s exists but does not validate: re-encoding", dst)
+        res = compress_video(src, dst, fps=fps, short_side=short_side)
+        return dict(width=res["width"], height=res["height"], frames=res["frames"], skipped=False)
+
+    results: list[tuple[int, dict]] = []
+    bad: list[tuple[int, tuple[str, str]]] = []
+    with ThreadPoolExecutor(max_workers=max(1, int(threads))) as pool:
+        futures = {pool.submit(one, s, d): (i, os.fspath(s), os.fspath(d)) for i, (s, d) in enumerate(items)}
+        with tqdm(total=len(futures), desc="compress", unit="video", disable=None) as bar:
+            try:
+                for fut in as_completed(futures):
+                    i, s, d = futures[fut]
+                    try:
+                        r = fut.result()
+                    except BadVideo as exc:
+                        bad.append((i, (s, exc.reason)))
+                    except (FFmpegNotFound, ValueError):
+                        raise
+                    except Exception as exc:  # keep going: report it with the bad videos
+                        log.exception("unexpected error compressing %s", s)
+                        bad.append((i, (s, f"internal error: {type(exc).__name__}: {exc}")))
+                    else:
+                        results.append((i, dict(id=Path(d).stem, src=s, dst=d, **r)))
+                    bar.update(1)
+                    bar.set_postfix(bad=len(bad), refresh=False)
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+    results.sort(key=lambda t: t[0])
+    bad.sort(key=lambda t: t[0])
+    return [r for _, r in results], [b for _, b in bad]
+

@@ -1,0 +1,292 @@
+"""Video compression (3 fps, shorter side 224, H.264) and probing without ffprobe.
+
+All inputs are generated with ffmpeg's lavfi sources into pytest tmp dirs (tests/videos.py).
+Run against another ffmpeg with ``CENTERCLIP_FFMPEG=/path/to/ffmpeg pytest tests/test_compress.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from centerclip.data import BadVideo as BadVideoReexport
+from centerclip.data import compress as compress_mod
+from centerclip.data import compress_video as compress_video_reexport
+from centerclip.data.compress import BadVideo, compress_many, compress_video
+from centerclip.data.ffmpeg_bin import ffmpeg_exe
+from centerclip.data.probe import parse_rotation, probe_header, probe_video
+
+try:  # tests/ may or may not be a package
+    from .videos import make_audio_only, make_vfr_video, make_video, truncate, write_text
+except ImportError:
+    from videos import make_audio_only, make_vfr_video, make_video, truncate, write_text
+
+
+def _decord_frames(path) -> tuple[int, tuple[int, int]]:
+    import decord
+
+    vr = decord.VideoReader(str(path), num_threads=1)
+    return len(vr), vr[0].shape[:2]
+
+
+def _leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if ".tmp-" in p.name)
+
+
+@pytest.fixture(scope="module")
+def src(tmp_path_factory):
+    """Source clips shared by the tests of this module (generated once, ~2 s)."""
+    d = tmp_path_factory.mktemp("src")
+    land = make_video(d / "land.mp4", 320, 240, fps=25, seconds=5)
+    tail_moov = make_video(d / "tail_moov.mp4", 320, 240, 25, 2, faststart=False)  # index at the end
+    return {
+        "land": land,
+        "portrait": make_video(d / "portrait.mp4", 240, 320, fps=30, seconds=2),
+        "square": make_video(d / "square.mp4", 256, 256, fps=25, seconds=1),
+        "odd": make_video(d / "odd.mp4", 333, 201, fps=25, seconds=2),
+        "rotated": make_video(d / "rotated.mp4", 320, 240, fps=30, seconds=2, rotate=90),
+        "one_second": make_video(d / "one.mp4", 320, 240, fps=25, seconds=1),
+        "vfr": make_vfr_video(d / "vfr.mp4", seconds=4),
+        "avi": make_video(d / "mpeg4.avi", 320, 240, fps=25, seconds=2, codec="mpeg4"),
+        "half": truncate(land, d / "half.mp4", 0.5),
+        "tenth": truncate(land, d / "tenth.mp4", 0.1),
+        "half_no_index": truncate(tail_moov, d / "hni.mp4", 0.5),
+        "zero": truncate(land, d / "zero.mp4", 0.0),
+        "text": write_text(d / "text.mp4"),
+        "audio_m4a": make_audio_only(d / "audio.m4a"),
+        "audio_mp4": make_audio_only(d / "audio_only.mp4"),
+    }
+
+
+# ---------------------------------------------------------------- good inputs
+
+
+def test_landscape_320x240_25fps_5s(src, tmp_path):
+    dst = tmp_path / "out" / "deep" / "land.mp4"  # parent dirs are created
+    res = compress_video(src["land"], dst)
+    assert (res["width"], res["height"]) == (298, 224)
+    assert abs(res["width"] / res["height"] - 320 / 240) / (320 / 240) < 0.01
+    assert res["frames"] == 15  # fps filter: 5 s x 3 fps (the original `-r 3` gave 17)
+    assert res["fps"] == 3 and res["codec"] in ("libx264", "mpeg4")
+    n, (h, w) = _decord_frames(dst)
+    assert (n, w, h) == (15, 298, 224)
+    out = probe_video(dst)
+    assert out["rotation"] == 0 and abs(out["fps"] - 3) < 0.01
+    assert _leftovers(dst.parent) == []
+
+
+def test_portrait_keeps_orientation(src, tmp_path):
+    res = compress_video(src["portrait"], tmp_path / "p.mp4")
+    assert res["width"] == 224 and res["height"] > 224  # not 224x168 like the original
+    assert res["height"] == 298 and abs(res["frames"] - 6) <= 1
+
+
+def test_square_and_other_short_side(src, tmp_path):
+    res = compress_video(src["square"], tmp_path / "s.mp4")
+    assert (res["width"], res["height"], res["frames"]) == (224, 224, 3)
+    res = compress_video(src["land"], tmp_path / "small.mp4", fps=2, short_side=112)
+    assert (res["width"], res["height"]) == (150, 112) and abs(res["frames"] - 10) <= 1
+
+
+def test_odd_input_size(src, tmp_path):
+    assert probe_video(src["odd"])[("width")] == 333
+    res = compress_video(src["odd"], tmp_path / "o.mp4")
+    assert res["height"] == 224 and res["width"] % 2 == 0
+    assert abs(res["width"] / res["height"] - 333 / 201) / (333 / 201) < 0.01
+
+
+def test_rotation_metadata_is_honoured(src, tmp_path):
+    info = probe_video(src["rotated"])
+    assert info["rotation"] in (90, 270)
+    assert (info["width"], info["height"]) == (240, 320)  # displayed size, coded is 320x240
+    assert probe_header(src["rotated"])["width"] == 240
+    dst = tmp_path / "r.mp4"
+    res = compress_video(src["rotated"], dst)
+    assert (res["width"], res["height"]) == (224, 298)  # comes out portrait, as displayed
+    out = probe_video(dst)
+    assert out["rotation"] == 0 and (out["width"], out["height"]) == (224, 298)
+    assert _decord_frames(dst)[1] == (298, 224)
+
+
+def test_variable_frame_rate(src, tmp_path):
+    info = probe_video(src["vfr"])
+    assert 3.8 < info["duration"] <= 4.0 and 15 < info["fps"] < 25  # 30 and 10 fps alternating
+    res = compress_video(src["vfr"], tmp_path / "v.mp4")
+    assert abs(res["frames"] - 3 * info["duration"]) <= 1
+
+
+def test_one_second_clip_gives_3_frames(src, tmp_path):
+    assert compress_video(src["one_second"], tmp_path / "one.mp4")["frames"] == 3
+
+
+def test_mpeg4_avi_input(src, tmp_path):
+    res = compress_video(src["avi"], tmp_path / "a.mp4")
+    assert (res["width"], res["height"], res["frames"]) == (298, 224, 6)
+
+
+def test_unicode_and_space_names(src, tmp_path):
+    s = tmp_path / "entrée ü" / "vidéo test ü.mp4"
+    s.parent.mkdir()
+    s.write_bytes(Path(src["one_second"]).read_bytes())
+    dst = tmp_path / "sortie é" / "vidéo test ü.mp4"
+    res = compress_video(s, dst)
+    assert res["frames"] == 3 and dst.is_file()
+    assert probe_video(s)["frames"] == 25
+
+
+def test_dash_and_colon_in_names(src, tmp_path):
+    s = tmp_path / "-x:y.mp4"
+    s.write_bytes(Path(src["one_second"]).read_bytes())
+    res = compress_video(s, tmp_path / "-out:1.mp4")
+    assert res["frames"] == 3 and (tmp_path / "-out:1.mp4").is_file()
+
+
+def test_input_decord_cannot_read_uses_header(tmp_path):
+    """AV1 (decord's bundled FFmpeg has no AV1 decoder): probed from the ffmpeg header, still compressed."""
+    enc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    name = next((e for e in ("libsvtav1", "librav1e", "libaom-av1") if f" {e} " in enc), None)
+    if name is None:
+        pytest.skip("this ffmpeg has no AV1 encoder")
+    s = make_video(tmp_path / "av1.mp4", 320, 240, 25, 1, codec=name, pix_fmt="yuv420p")
+    info = probe_video(s, header_fallback=True)
+    if info["source"] == "decord":
+        pytest.skip("this decord reads AV1: nothing to fall back from")
+    assert "decord_error" in info and info["duration"] == pytest.approx(1.0, abs=0.05)
+    res = compress_video(s, tmp_path / "o.mp4")
+    assert (res["width"], res["height"], res["frames"]) == (298, 224, 3)
+
+
+def test_mpeg4_fallback_when_no_libx264(src, tmp_path, monkeypatch):
+    monkeypatch.setattr(compress_mod, "video_encoder", lambda exe: "mpeg4")
+    res = compress_video(src["one_second"], tmp_path / "m.mp4")
+    assert res["codec"] == "mpeg4" and res["frames"] == 3 and res["height"] == 224
+
+
+def test_command_line(tmp_path):
+    cmd = compress_mod._build_command(Path("/in.mp4"), Path("/o.tmp.mp4"), 3, 224, "libx264", "FF")
+    line = " ".join(cmd)
+    assert cmd[0] == "FF" and "-an" in cmd and "-nostdin" in cmd and "-y" in cmd
+    assert cmd[cmd.index("-loglevel") + 1] == "error" and cmd[cmd.index("-pix_fmt") + 1] == "yuv420p"
+    assert cmd[cmd.index("-vcodec") + 1] == "libx264" and "-r" not in cmd
+    assert line.index("fps=fps=3") < line.index("scale=") < line.index("setsar")
+    assert r"scale=if(gt(iw\,ih)\,-2\,224):if(gt(iw\,ih)\,224\,-2)" in line
+
+
+# ---------------------------------------------------------------- bad inputs
+
+
+@pytest.mark.parametrize(
+    "key, words",
+    [
+        ("half", "truncated"),  # decision: a file cut at 50 % is rejected (8 of 15 frames decode)
+        ("tenth", "truncated"),
+        ("half_no_index", "moov atom not found"),
+        ("zero", "empty file"),
+        ("text", "not a video"),
+        ("audio_m4a", "no video stream"),
+        ("audio_mp4", "no video stream"),
+    ],
+)
+def test_bad_inputs_raise_with_reason(src, tmp_path, key, words):
+    dst = tmp_path / "out" / "x.mp4"
+    with pytest.raises(BadVideo) as ei:
+        compress_video(src[key], dst)
+    msg = str(ei.value)
+    assert str(src[key]) in msg and words in msg and ei.value.reason in msg
+    assert not dst.exists()
+    assert _leftovers(dst.parent) == [] if dst.parent.exists() else True
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(BadVideo, match="file not found"):
+        compress_video(tmp_path / "nope.mp4", tmp_path / "o.mp4")
+    with pytest.raises(BadVideo, match="not a regular file"):
+        compress_video(tmp_path, tmp_path / "o.mp4")
+
+
+def test_probe_rejects_non_videos(src):
+    for key, words in [("text", "not a video"), ("audio_m4a", "no video stream"), ("half", "truncated")]:
+        with pytest.raises(BadVideo, match=words):
+            probe_video(src[key])
+    info = probe_video(src["land"])
+    assert (info["width"], info["height"], info["frames"], info["rotation"]) == (320, 240, 125, 0)
+    assert info["fps"] == pytest.approx(25) and info["duration"] == pytest.approx(5.0)
+
+
+def test_failure_keeps_existing_dst_and_leaves_nothing(src, tmp_path, monkeypatch):
+    dst = tmp_path / "keep.mp4"
+    dst.write_bytes(b"old content")
+    with pytest.raises(BadVideo):
+        compress_video(src["half"], dst)
+    assert dst.read_bytes() == b"old content" and _leftovers(tmp_path) == []
+    # An encoder output that fails validation (wrong size) is removed, not moved into place.
+    monkeypatch.setattr(compress_mod, "_scale_exprs", lambda s: ("200", "100"))
+    with pytest.raises(BadVideo, match="shorter side is not 224"):
+        compress_video(src["one_second"], tmp_path / "wrong.mp4")
+    assert not (tmp_path / "wrong.mp4").exists() and _leftovers(tmp_path) == []
+
+
+def test_bad_arguments(src, tmp_path):
+    with pytest.raises(ValueError):
+        compress_video(src["land"], tmp_path / "o.mp4", short_side=223)
+    with pytest.raises(ValueError):
+        compress_video(src["land"], tmp_path / "o.mp4", fps=0)
+
+
+def test_bad_video_message_forms():
+    e = BadVideo("/a/b.mp4", "no video stream")
+    assert str(e) == "/a/b.mp4: no video stream" and e.path == "/a/b.mp4" and e.reason == "no video stream"
+    e = BadVideo("/a/b.mp4: no frames")
+    assert str(e) == "/a/b.mp4: no frames" and e.path is None
+    assert BadVideoReexport is BadVideo and compress_video_reexport is compress_video
+
+
+def test_parse_rotation_banners():
+    def banner(extra: str) -> str:
+        return (
+            "Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'x.mp4':\n"
+            "  Stream #0:0[0x1](und): Video: h264 (High), yuv420p(progressive), 320x240, 25 fps, 25 tbr\n"
+            f"{extra}"
+            "  Stream #0:1[0x2](und): Audio: aac (LC), 44100 Hz, mono\n"
+            "      displaymatrix: rotation of 180.00 degrees\n"  # audio section: ignored
+        )
+
+    assert parse_rotation(banner("    Side data:\n      displaymatrix: rotation of -90.00 degrees\n")) == 270
+    assert parse_rotation(banner("    Side data:\n      Display Matrix: rotation of 90.00 degrees\n")) == 90
+    assert parse_rotation(banner("    Metadata:\n      rotate          : 90\n")) == 90
+    assert parse_rotation(banner("")) == 0
+    assert parse_rotation("Input #0\n  Stream #0:0: Video: mjpeg, 300x300 (attached pic)\n") == 0
+
+
+# ---------------------------------------------------------------- many
+
+
+def test_compress_many_continues_past_bad_videos(src, tmp_path):
+    out = tmp_path / "out"
+    items = [
+        (src["one_second"], out / "good1.mp4"),
+        (src["text"], out / "text.mp4"),
+        (src["square"], out / "good2.mp4"),
+        (tmp_path / "missing.mp4", out / "missing.mp4"),
+        (src["audio_m4a"], out / "audio.mp4"),
+    ]
+    results, bad = compress_many(items, threads=2)
+    assert [r["id"] for r in results] == ["good1", "good2"]
+    assert results[0]["src"] == os.fspath(src["one_second"]) and results[0]["dst"] == os.fspath(out / "good1.mp4")
+    assert (results[1]["width"], results[1]["height"], results[1]["frames"]) == (224, 224, 3)
+    assert not any(r["skipped"] for r in results)
+    want_bad = [src["text"], tmp_path / "missing.mp4", src["audio_m4a"]]
+    assert [b[0] for b in bad] == [os.fspath(p) for p in want_bad]
+    assert "not a video" in bad[0][1] and "not found" in bad[1][1] and "no video stream" in bad[2][1]
+    assert sorted(p.name for p in out.iterdir()) == ["good1.mp4", "good2.mp4"]
+
+    # skip_existing keeps valid outputs, re-encodes an invalid one.
+    (out / "good2.mp4").write_bytes(b"garbage")
+    results, bad = compress_many(items[:3], threads=1)
+    assert [(r["id"], r["skipped"]) for r in results] == [("good1", True), ("good2", False)]
+    assert results[0]["frames"] == 3 and len(bad) == 1
+    results, _ = compress_many(items[:1], skip_existing=False)
+    assert results[0]["skipped"] is False
