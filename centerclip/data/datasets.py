@@ -1,0 +1,92 @@
+"""Torch datasets over the frame cache: TSN frame sampling, CLIP normalisation, tokenised captions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from centerclip.data.frame_cache import FrameCache
+from centerclip.tokenizer import tokenize
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def sample_frame_indices(n: int, num_frames: int, train: bool, rng: np.random.Generator | None = None
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Choose ``num_frames`` of a video's ``n`` frames, as the original code does.
+
+    Training: one random frame inside each of ``num_frames`` equal segments (when segments are
+    shorter than a frame but n > num_frames: sorted distinct random frames). Evaluation: the
+    segment centres. Short videos (n <= num_frames): all frames, then the last one repeated.
+
+    Returns (indices int64 [num_frames], mask bool [num_frames]) where mask marks real frames.
+    """
+    if n <= 0:
+        raise ValueError("a video needs at least one frame")
+    mask = np.ones(num_frames, dtype=bool)
+    if n <= num_frames:
+        idx = np.concatenate([np.arange(n), np.full(num_frames - n, n - 1)])
+        mask[n:] = False
+        return idx.astype(np.int64), mask
+    if train:
+        rng = rng if rng is not None else np.random.default_rng()
+        seg = n // num_frames
+        if seg == 0:  # pragma: no cover - n > num_frames implies seg >= 1; kept for clarity
+            return np.sort(rng.choice(n, num_frames, replace=False)).astype(np.int64), mask
+        idx = np.arange(num_frames) * seg + rng.integers(0, seg, size=num_frames)
+        return idx.astype(np.int64), mask
+    idx = (n / num_frames / 2 + np.arange(num_frames) * n / num_frames).astype(np.int64)
+    return idx, mask
+
+
+def normalise_frames(frames: np.ndarray) -> torch.Tensor:
+    """uint8 [T, H, W, 3] -> float32 [T, 3, H, W] scaled to [0, 1] and CLIP-normalised."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+class VideoTextDataset(Dataset):
+    """One item per (video, caption) pair.
+
+    Item: dict with ``video`` float [T, 3, S, S], ``video_mask`` bool [T], ``tokens`` long [L],
+    ``video_id`` str and ``index`` int (position in ``pairs``).
+    """
+
+    def __init__(self, cache: FrameCache | str, pairs: Sequence[tuple[str, str]], num_frames: int,
+                 context_length: int, train: bool, seed: int = 0):
+        self.cache = cache if isinstance(cache, FrameCache) else FrameCache(cache)
+        missing = [v for v, _ in pairs if v not in self.cache]
+        if missing:
+            raise KeyError(f"{len(missing)} videos are not in {self.cache.path} (e.g. {missing[:3]}); "
+                           "they are listed in the dataset's bad_videos.tsv")
+        self.pairs = list(pairs)
+        self.num_frames = num_frames
+        self.context_length = context_length
+        self.train = train
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make training-time frame sampling depend on (seed, epoch, item) only: resumable runs repeat it."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> dict:
+        video_id, caption = self.pairs[i]
+        rng = np.random.default_rng((self.seed, self.epoch, i)) if self.train else None
+        idx, mask = sample_frame_indices(self.cache.num_frames(video_id), self.num_frames, self.train, rng)
+        return {
+            "video": normalise_frames(self.cache.read(video_id, idx)),
+            "video_mask": torch.from_numpy(mask),
+            "tokens": tokenize(caption, context_length=self.context_length)[0],
+            "video_id": video_id,
+            "index": i,
+        }

@@ -1,0 +1,158 @@
+"""The thin data path for real: synthetic videos -> annotations -> ffmpeg -> HDF5 -> sampled clips."""
+
+import csv
+import json
+import pickle
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from centerclip.data.annotations import AnnotationError, msrvtt_manifest, read_manifest, write_manifest
+from centerclip.data.compress import compress_video
+from centerclip.data.datasets import CLIP_MEAN, CLIP_STD, VideoTextDataset, sample_frame_indices
+from centerclip.data.frame_cache import FrameCache, build_frame_cache, centre_crop, decode_video
+from centerclip.data.synthetic import FORMATS, make_msrvtt_twin, plan_videos, render_frames
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory):
+    root = tmp_path_factory.mktemp("msrvtt")
+    counts = make_msrvtt_twin(root, n_train=6, n_test=3, seed=1, captions_per_video=2)
+    return root, counts
+
+
+@pytest.fixture(scope="module")
+def cache(twin, tmp_path_factory):
+    root, _ = twin
+    out = tmp_path_factory.mktemp("cache")
+    manifest = msrvtt_manifest(root / "msrvtt_data", root / "MSRVTT" / "videos" / "all")
+    videos = manifest.drop_duplicates("video_id")
+    compressed = []
+    for row in videos.itertuples():
+        dst = out / "3fps" / f"{row.video_id}.mp4"
+        info = compress_video(row.source, dst)
+        assert min(info["width"], info["height"]) == 224
+        compressed.append((row.video_id, dst))
+    broken = out / "3fps" / "broken.mp4"
+    broken.write_text("not a video")
+    bad = build_frame_cache(compressed + [("broken", broken)], out / "frames.h5")
+    return out / "frames.h5", compressed, bad, manifest
+
+
+def test_twin_has_msrvtt_layout(twin):
+    root, counts = twin
+    assert counts == {"videos": 9, "train": 6, "test": 3, "sentences": 6 * 2 + 3}
+    assert len(list((root / "MSRVTT" / "videos" / "all").glob("video*.mp4"))) == 9
+    data = json.loads((root / "msrvtt_data" / "MSRVTT_data.json").read_text())
+    assert {"video_id", "caption", "sen_id"} <= set(data["sentences"][0])
+    with open(root / "msrvtt_data" / "MSRVTT_JSFUSION_test.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["key", "vid_key", "video_id", "sentence"] and len(rows) == 3
+    train7 = (root / "msrvtt_data" / "MSRVTT_train.7k.csv").read_text().split()[1:]
+    train9 = (root / "msrvtt_data" / "MSRVTT_train.9k.csv").read_text().split()[1:]
+    assert set(train7) < set(train9)
+
+
+def test_plan_is_deterministic_varied_and_test_captions_unique():
+    a, b = plan_videos(60, seed=3), plan_videos(60, seed=3)
+    assert a == b and a != plan_videos(60, seed=4)
+    assert {(v.width, v.height, v.fps) for v in a} == set(FORMATS)  # portrait 240x320 included
+    test = plan_videos(30, seed=5, unique=True)
+    assert len({v.caption() for v in test}) == 30
+
+
+def test_caption_is_visible_in_pixels():
+    v = plan_videos(1, seed=0)[0]
+    frames = render_frames(v)
+    assert frames.shape == (round(v.seconds * v.fps), v.height, v.width, 3)
+    # the shape's colour is present in the first frame
+    from centerclip.data.synthetic import COLOURS
+
+    colour = np.array(COLOURS[v.events[0].colour])
+    assert (np.abs(frames[0].astype(int) - colour).sum(-1) == 0).any()
+
+
+def test_manifest(twin, tmp_path):
+    root, _ = twin
+    m = msrvtt_manifest(root / "msrvtt_data", root / "MSRVTT" / "videos" / "all", train_split="9k")
+    assert set(m.split) == {"train", "test"}
+    assert m[m.split == "test"].video_id.is_unique
+    assert m[m.split == "train"].video_id.nunique() == 6
+    write_manifest(m, tmp_path / "manifest.csv")
+    assert read_manifest(tmp_path / "manifest.csv").equals(m)
+    m7 = msrvtt_manifest(root / "msrvtt_data", root / "MSRVTT" / "videos" / "all", train_split="7k")
+    assert m7[m7.split == "train"].video_id.nunique() < 6
+
+
+def test_malformed_annotations_name_file_and_line(twin, tmp_path):
+    root, _ = twin
+    ann = tmp_path / "msrvtt_data"
+    ann.mkdir()
+    for name in ("MSRVTT_data.json", "MSRVTT_train.9k.csv"):
+        (ann / name).write_bytes((root / "msrvtt_data" / name).read_bytes())
+    (ann / "MSRVTT_JSFUSION_test.csv").write_text("key,vid_key,video_id,sentence\nret0,msr1,,a caption\n")
+    with pytest.raises(AnnotationError, match=r"MSRVTT_JSFUSION_test.csv:2"):
+        msrvtt_manifest(ann, tmp_path)
+    (ann / "MSRVTT_train.9k.csv").write_text("id\nvideo1\n")
+    with pytest.raises(AnnotationError, match=r"MSRVTT_train.9k.csv:1"):
+        msrvtt_manifest(ann, tmp_path)
+
+
+def test_cache_holds_every_frame_centre_cropped(cache):
+    path, compressed, bad, _ = cache
+    fc = FrameCache(path)
+    assert len(fc) == len(compressed)
+    for vid, mp4 in compressed[:3]:
+        direct = centre_crop(decode_video(mp4), 224)
+        assert fc.num_frames(vid) == len(direct)
+        np.testing.assert_array_equal(fc.read(vid, np.arange(len(direct))), direct)
+        idx = [len(direct) - 1, 0, 0]  # unsorted, repeated
+        np.testing.assert_array_equal(fc.read(vid, idx), direct[idx])
+    with h5py.File(path) as f:
+        assert f["frames"].dtype == np.uint8 and f["frames"].shape[1:] == (224, 224, 3)
+        assert f.attrs["n_videos"] == len(compressed)
+    assert not list(path.parent.glob(".*tmp*"))
+
+
+def test_broken_video_is_listed_not_dropped(cache):
+    _, _, bad, _ = cache
+    assert [vid for vid, _ in bad] == ["broken"]
+    assert "broken.mp4" in bad[0][1]
+
+
+def test_frame_cache_survives_pickling(cache):
+    path, compressed, _, _ = cache
+    fc = FrameCache(path)
+    fc.read(compressed[0][0], [0])
+    clone = pickle.loads(pickle.dumps(fc))
+    np.testing.assert_array_equal(clone.read(compressed[0][0], [0]), fc.read(compressed[0][0], [0]))
+
+
+def test_frame_sampling_rules():
+    rng = np.random.default_rng(0)
+    idx, mask = sample_frame_indices(36, 12, train=True, rng=rng)
+    assert mask.all() and all(3 * i <= j < 3 * i + 3 for i, j in enumerate(idx))
+    idx, mask = sample_frame_indices(36, 12, train=False)
+    assert idx.tolist() == [int(36 / 12 / 2 + i * 3) for i in range(12)]
+    idx, mask = sample_frame_indices(5, 12, train=False)
+    assert idx.tolist() == [0, 1, 2, 3, 4] + [4] * 7 and mask.sum() == 5
+    idx, mask = sample_frame_indices(13, 12, train=True, rng=rng)  # 1 frame per segment
+    assert len(set(idx.tolist())) == 12 and mask.all()
+
+
+def test_dataset_items(cache):
+    path, _, _, manifest = cache
+    pairs = list(zip(manifest.video_id, manifest.caption))
+    ds = VideoTextDataset(path, pairs, num_frames=12, context_length=32, train=True, seed=0)
+    item = ds[0]
+    assert item["video"].shape == (12, 3, 224, 224) and item["video"].dtype == torch.float32
+    assert item["tokens"].shape == (32,) and item["tokens"][0] == 49406
+    # CLIP normalisation: a black pixel maps to -mean/std
+    lo = torch.tensor([-m / s for m, s in zip(CLIP_MEAN, CLIP_STD)])
+    assert (item["video"].amin(dim=(0, 2, 3)) >= lo - 1e-5).all()
+    # same (seed, epoch, item) -> same frames; another epoch -> possibly other frames, same shape
+    torch.testing.assert_close(ds[0]["video"], item["video"])
+    with pytest.raises(KeyError, match="bad_videos.tsv"):
+        VideoTextDataset(path, [("broken", "x")], 12, 32, train=False)
