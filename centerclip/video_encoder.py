@@ -1,0 +1,170 @@
+"""Video encoder on an unmodified CLIP vision transformer: CLIP4Clip meanP, CenterCLIP and the
+token-reduction baselines of Table 5, all switched by one :class:`TokenReduction` setting.
+
+Frames are encoded independently by the first blocks (no temporal embedding anywhere). A
+reduction *stage* (B_a − S, K) runs at the input of block a+1: the sequences of a video are
+cut into S consecutive segments; per segment the patch tokens of its frames (frame-major,
+raster order) are reduced to K tokens and the segment's CLS token is the mean of its frames'
+CLS tokens. The remaining blocks run on one (1 + K)-token sequence per segment, and the
+video feature is the masked mean of the normalised segment features (segment-level
+alignment, paper eq. 5). Without stages this is exactly CLIP4Clip meanP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from centerclip.clustering import kmedoids, spectral
+
+METHODS = ("meanP", "centerclip", "pooling", "sparse", "token_shift", "temporal_shift")
+ALGORITHMS = ("kmedoids", "spectral")
+
+
+@dataclass(frozen=True)
+class ClusterStage:
+    """One reduction stage (B_block − segments, clusters)."""
+
+    block: int  # runs after this many blocks, i.e. at the input of block ``block + 1``
+    segments: int
+    clusters: int
+    algorithm: str = "kmedoids"
+    l2_normalize: bool = False  # Table 8: cluster L2-normalised tokens
+    knn: int | None = None  # spectral only: neighbours kept per row, None = dense graph
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"unknown clustering algorithm {self.algorithm!r}; choose from {ALGORITHMS}")
+        if self.block < 0 or self.segments < 1 or self.clusters < 1:
+            raise ValueError(f"invalid stage {self}: block >= 0, segments >= 1, clusters >= 1")
+
+
+@dataclass(frozen=True)
+class TokenReduction:
+    """Which video encoder: ``meanP`` (no stages), ``centerclip`` (clustering stages),
+    ``pooling`` / ``sparse`` (one stage giving block and segments; sparse also K), or the
+    shift baselines ``token_shift`` / ``temporal_shift`` (no stages, every block)."""
+
+    method: str = "meanP"
+    stages: tuple[ClusterStage, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose from {METHODS}")
+        object.__setattr__(self, "stages", tuple(sorted(self.stages, key=lambda s: s.block)))
+        needs_stage = self.method in ("centerclip", "pooling", "sparse")
+        if needs_stage and not self.stages:
+            raise ValueError(f"method {self.method!r} needs at least one stage (block, segments, clusters)")
+        if not needs_stage and self.stages:
+            raise ValueError(f"method {self.method!r} takes no stages")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TokenReduction":
+        return cls(d.get("method", "meanP"), tuple(ClusterStage(**s) for s in d.get("stages", ())))
+
+
+def _select_tokens(tokens: Tensor, stage: ClusterStage, method: str, training: bool) -> Tensor:
+    """Reduce each row of ``tokens`` [R, N, W] to the kept tokens [R, K, W] (ascending order)."""
+    r, n, w = tokens.shape
+    k = min(stage.clusters, n)
+    if method == "centerclip":
+        # selection is not differentiable: cluster a detached fp32 copy, gather from the live tensor
+        with torch.no_grad(), torch.autocast(tokens.device.type, enabled=False):
+            x = tokens.detach().float()
+            if stage.algorithm == "kmedoids":
+                keep = kmedoids(x, k, l2_normalize=stage.l2_normalize).medoids
+            else:
+                keep = spectral(x, k, knn=stage.knn).medoids
+    elif method == "sparse":
+        if training:
+            keep = torch.rand(r, n, device=tokens.device).argsort(dim=1)[:, :k].sort(dim=1).values
+        else:
+            keep = torch.linspace(0, n - 1, k, device=tokens.device).round().long().expand(r, k)
+    else:  # pragma: no cover - guarded by TokenReduction
+        raise ValueError(method)
+    return tokens.gather(1, keep.unsqueeze(-1).expand(-1, -1, w))
+
+
+def reduce_tokens(x: Tensor, seg_mask: Tensor, stage: ClusterStage, method: str, training: bool
+                  ) -> tuple[Tensor, Tensor]:
+    """Apply one stage. ``x`` [B·G, 1+n, W] (G sequences per video), ``seg_mask`` bool [B, G].
+
+    Returns x [B·S, 1+K, W] and the segment mask [B, S] (a segment is valid when its last
+    sequence is).
+    """
+    b, g = seg_mask.shape
+    s = stage.segments
+    if g % s:
+        raise ValueError(f"stage {stage}: {g} frames/segments per video cannot be cut into {s} segments")
+    per = g // s
+    _, length, w = x.shape
+    x = x.view(b, s, per, length, w)
+    cls = x[:, :, :, 0].mean(dim=2).reshape(b * s, 1, w)
+    if method == "pooling":
+        kept = x[:, :, :, 1:].mean(dim=2).reshape(b * s, length - 1, w)
+    else:
+        kept = _select_tokens(x[:, :, :, 1:].reshape(b * s, per * (length - 1), w), stage, method, training)
+    return torch.cat([cls, kept], dim=1), seg_mask.view(b, s, per)[..., -1]
+
+
+def temporal_shift(x: Tensor, frames: int, tokens: slice, fold_div: int = 8) -> Tensor:
+    """Shift 1/fold_div of the channels of ``tokens`` one frame forward and 1/fold_div one frame
+    back in time (TSM), zero-filling at the ends. x [B·T, L, W] with T = ``frames``."""
+    bt, length, w = x.shape
+    fold = w // fold_div
+    v = x.view(bt // frames, frames, length, w)
+    out = v.clone()
+    part = out[:, :, tokens]
+    src = v[:, :, tokens]
+    part[:, 1:, :, :fold] = src[:, :-1, :, :fold]
+    part[:, 0, :, :fold] = 0
+    part[:, :-1, :, fold:2 * fold] = src[:, 1:, :, fold:2 * fold]
+    part[:, -1, :, fold:2 * fold] = 0
+    out[:, :, tokens] = part
+    return out.view(bt, length, w)
+
+
+def _shifted_block(block: torch.nn.Module, x: Tensor, frames: int, method: str) -> Tensor:
+    """A CLIP block with the shift applied to the input of its attention and of its MLP branch.
+
+    Token shift moves the CLS token only; temporal shift the patch tokens. The identity path is
+    left unshifted so the pretrained block's behaviour is kept where the shift is zero.
+    """
+    tokens = slice(0, 1) if method == "token_shift" else slice(1, None)
+    x = x + block.attn(block.ln_1(temporal_shift(x, frames, tokens)))
+    return x + block.mlp(block.ln_2(temporal_shift(x, frames, tokens)))
+
+
+def encode_segments(visual: torch.nn.Module, video: Tensor, mask: Tensor, reduction: TokenReduction,
+                    training: bool = False) -> tuple[Tensor, Tensor]:
+    """Run the vision transformer on a batch of videos.
+
+    video float [B, T, 3, H, W], mask bool [B, T] -> segment features [B, G, E] (not normalised;
+    G = T for meanP, else the last stage's S) and segment mask bool [B, G].
+    """
+    b, t = video.shape[:2]
+    blocks = visual.transformer.resblocks
+    stages = list(reduction.stages)
+    if stages and stages[-1].block >= len(blocks):
+        raise ValueError(f"stage after block {stages[-1].block} but the model has {len(blocks)} blocks")
+    x = visual.embed(video.flatten(0, 1))  # [B·T, 1+P, W]
+    seg_mask = mask.bool()
+    for i, block in enumerate(blocks):
+        while stages and stages[0].block == i:
+            x, seg_mask = reduce_tokens(x, seg_mask, stages.pop(0), reduction.method, training)
+        if reduction.method in ("token_shift", "temporal_shift"):
+            x = _shifted_block(block, x, t, reduction.method)
+        else:
+            x = block(x)
+    feats = visual.head(x[:, 0])
+    return feats.view(b, seg_mask.shape[1], -1), seg_mask
+
+
+def pool_segments(feats: Tensor, seg_mask: Tensor) -> Tensor:
+    """Segment-level alignment: normalise each segment feature [B, G, E], masked mean, normalise -> [B, E]."""
+    feats = feats / feats.norm(dim=-1, keepdim=True)
+    m = seg_mask.to(feats.dtype).unsqueeze(-1)
+    pooled = (feats * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+    return pooled / pooled.norm(dim=-1, keepdim=True)

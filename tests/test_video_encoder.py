@@ -1,0 +1,132 @@
+"""Video encoder equivalences and CenterCLIP's token selection."""
+
+import pytest
+import torch
+
+from centerclip.clip import CLIP, CLIPConfig
+from centerclip.clustering import kmedoids
+from centerclip.model import RetrievalModel
+from centerclip.video_encoder import ClusterStage, TokenReduction, encode_segments, pool_segments, reduce_tokens
+
+TINY = CLIPConfig(embed_dim=32, image_resolution=64, vision_layers=4, vision_width=64, vision_patch_size=16,
+                  context_length=16, vocab_size=49408, transformer_width=64, transformer_heads=1,
+                  transformer_layers=1)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    torch.manual_seed(0)
+    return CLIP(TINY).eval()
+
+
+def video_batch(b=2, t=4, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    video = torch.randn(b, t, 3, 64, 64, generator=g)
+    mask = torch.ones(b, t, dtype=torch.bool)
+    mask[1, 3:] = False  # second video has 3 real frames
+    return video, mask
+
+
+def meanp_by_hand(clip, video, mask):
+    """CLIP4Clip meanP written out: per-frame CLIP image features, normalise, masked mean, normalise."""
+    b, t = mask.shape
+    f = clip.encode_image(video.flatten(0, 1)).view(b, t, -1)
+    f = f / f.norm(dim=-1, keepdim=True)
+    m = mask.float().unsqueeze(-1)
+    v = (f * m).sum(1) / m.sum(1)
+    return v / v.norm(dim=-1, keepdim=True)
+
+
+def encode(clip, reduction, video, mask, training=False):
+    feats, seg_mask = encode_segments(clip.visual, video, mask, reduction, training)
+    return pool_segments(feats, seg_mask)
+
+
+def test_meanp_is_clip4clip(clip):
+    video, mask = video_batch()
+    torch.testing.assert_close(encode(clip, TokenReduction("meanP"), video, mask), meanp_by_hand(clip, video, mask))
+
+
+def test_one_frame_segments_keeping_all_tokens_equal_baseline(clip):
+    video, mask = video_batch()
+    n_patches = clip.visual.grid ** 2
+    for block in (0, 2):
+        red = TokenReduction("centerclip", (ClusterStage(block=block, segments=4, clusters=n_patches),))
+        torch.testing.assert_close(encode(clip, red, video, mask), meanp_by_hand(clip, video, mask))
+
+
+def test_kept_tokens_are_medoids_in_ascending_order_and_cls_is_mean():
+    torch.manual_seed(0)
+    b, g, n, w = 2, 4, 16, 8
+    x = torch.randn(b * g, 1 + n, w)
+    seg_mask = torch.tensor([[True] * 4, [True, True, True, False]])
+    stage = ClusterStage(block=0, segments=2, clusters=5)
+    out, new_mask = reduce_tokens(x, seg_mask, stage, "centerclip", training=False)
+    assert out.shape == (b * 2, 1 + 5, w)
+    assert new_mask.tolist() == [[True, True], [True, False]]  # valid when its last frame is
+    segs = x.view(b, 2, 2, 1 + n, w)
+    torch.testing.assert_close(out[:, 0], segs[:, :, :, 0].mean(2).reshape(-1, w))
+    tokens = segs[:, :, :, 1:].reshape(b * 2, 2 * n, w)  # frame-major, raster order
+    medoids = kmedoids(tokens, 5).medoids
+    assert (medoids.diff(dim=1) > 0).all()
+    torch.testing.assert_close(out[:, 1:], tokens.gather(1, medoids.unsqueeze(-1).expand(-1, -1, w)))
+
+
+def test_two_stages_and_token_counts(clip):
+    video, mask = video_batch(t=4)
+    red = TokenReduction("centerclip", (ClusterStage(1, 4, 8), ClusterStage(3, 2, 6)))
+    feats, seg_mask = encode_segments(clip.visual, video, mask, red)
+    assert feats.shape == (2, 2, TINY.embed_dim) and seg_mask.shape == (2, 2)
+
+
+@pytest.mark.parametrize("method,stages", [
+    ("pooling", (ClusterStage(2, 2, 16),)),
+    ("sparse", (ClusterStage(2, 2, 8),)),
+    ("token_shift", ()),
+    ("temporal_shift", ()),
+    ("centerclip", (ClusterStage(2, 2, 8, algorithm="spectral"),)),
+    ("centerclip", (ClusterStage(2, 2, 8, l2_normalize=True),)),
+])
+def test_every_method_runs_and_is_normalised(clip, method, stages):
+    video, mask = video_batch()
+    v = encode(clip, TokenReduction(method, stages), video, mask, training=True)
+    assert v.shape == (2, TINY.embed_dim)
+    torch.testing.assert_close(v.norm(dim=-1), torch.ones(2))
+
+
+def test_shifts_change_the_output_and_sparse_eval_is_deterministic(clip):
+    video, mask = video_batch()
+    base = encode(clip, TokenReduction("meanP"), video, mask)
+    assert not torch.allclose(encode(clip, TokenReduction("temporal_shift"), video, mask), base)
+    sparse = TokenReduction("sparse", (ClusterStage(2, 2, 8),))
+    torch.testing.assert_close(encode(clip, sparse, video, mask), encode(clip, sparse, video, mask))
+
+
+def test_gradients_reach_clip_through_kept_tokens(clip):
+    model = RetrievalModel(CLIP(TINY), TokenReduction("centerclip", (ClusterStage(2, 2, 8),)))
+    video, mask = video_batch()
+    tokens = torch.randint(1, 1000, (2, 16))
+    tokens[:, -1] = 49407
+    logits = model(video, mask, tokens)
+    logits.diag().sum().backward()
+    assert model.clip.visual.conv1.weight.grad.abs().sum() > 0  # before the clustering stage
+    assert model.clip.visual.transformer.resblocks[3].mlp.c_fc.weight.grad.abs().sum() > 0  # after it
+
+
+def test_bf16_autocast_runs_with_fp32_clustering(clip):
+    video, mask = video_batch()
+    red = TokenReduction("centerclip", (ClusterStage(2, 2, 8),))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        v = encode(clip, red, video, mask)
+    ref = encode(clip, red, video, mask)
+    assert torch.nn.functional.cosine_similarity(v.float(), ref).min() > 0.98
+
+
+def test_bad_settings_are_explained():
+    with pytest.raises(ValueError, match="segments"):
+        reduce_tokens(torch.zeros(4, 5, 8), torch.ones(1, 4, dtype=torch.bool), ClusterStage(0, 3, 2),
+                      "centerclip", False)
+    with pytest.raises(ValueError, match="unknown method"):
+        TokenReduction("tome")
+    with pytest.raises(ValueError, match="needs at least one stage"):
+        TokenReduction("centerclip")
