@@ -1,0 +1,117 @@
+"""Evaluation job: ``python -m centerclip.evaluate --checkpoint DIR/checkpoint.pt --out metrics.json``.
+
+Encodes every test video and text once, builds the text x video similarity matrix in
+blocks, and writes R@1/5/10, MdR, MnR in both directions plus the efficiency columns:
+evaluation time per video the paper's way (whole loop / number of videos) and model-only
+visual-encoder time per video (device-synchronised).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from centerclip import atomic
+from centerclip.data.annotations import read_manifest
+from centerclip.data.datasets import VideoTextDataset
+from centerclip.metrics import retrieval_metrics
+from centerclip.model import RetrievalModel, build_clip
+from centerclip.provenance import provenance
+from centerclip.run_config import RunConfig
+from centerclip.tokenizer import tokenize
+
+log = logging.getLogger("centerclip.evaluate")
+
+
+class _Texts(Dataset):
+    def __init__(self, captions: list[str], context_length: int):
+        self.captions, self.context_length = captions, context_length
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return tokenize(self.captions[i], context_length=self.context_length)[0]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def block_similarity(text: torch.Tensor, video: torch.Tensor, block: int = 4096) -> torch.Tensor:
+    """Cosine similarity [n_text, n_video] of normalised features, computed in row blocks."""
+    return torch.cat([text[i:i + block] @ video.t() for i in range(0, len(text), block)])
+
+
+@torch.no_grad()
+def evaluate(model: RetrievalModel, cfg: RunConfig, device: torch.device) -> dict:
+    test = read_manifest(cfg.manifest)
+    test = test[test.split == "test"]
+    if test.empty:
+        raise ValueError(f"{cfg.manifest}: no test rows")
+    video_ids = list(dict.fromkeys(test.video_id))  # unique, in manifest order
+    video_index = {v: i for i, v in enumerate(video_ids)}
+    es = cfg.eval
+    model.eval()
+
+    t_loop = time.perf_counter()
+    videos = VideoTextDataset(cfg.cache, [(v, "") for v in video_ids], es.num_frames, es.context_length, train=False)
+    video_feats, model_seconds = [], 0.0
+    for batch in DataLoader(videos, batch_size=es.batch_size):
+        v, m = batch["video"].to(device), batch["video_mask"].to(device)
+        _sync(device)
+        t0 = time.perf_counter()
+        video_feats.append(model.encode_video(v, m).float())
+        _sync(device)
+        model_seconds += time.perf_counter() - t0
+    text_feats = [model.encode_text(t.to(device)).float()
+                  for t in DataLoader(_Texts(list(test.caption), es.context_length), batch_size=256)]
+    sim = block_similarity(torch.cat(text_feats), torch.cat(video_feats)).cpu()
+    text_video = torch.tensor([video_index[v] for v in test.video_id])
+    metrics = retrieval_metrics(sim, text_video)
+    _sync(device)
+    loop_seconds = time.perf_counter() - t_loop
+    metrics["efficiency"] = {
+        "eval_ms_per_video": round(1000 * loop_seconds / len(video_ids), 3),
+        "model_ms_per_video": round(1000 * model_seconds / len(video_ids), 3),
+        "n_test_videos": len(video_ids),
+        "n_test_texts": len(test),
+    }
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--out", required=True, help="metrics.json to write")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    try:
+        ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+        cfg = RunConfig.from_dict(ckpt["run_config"])
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        log.error("%s: not a training checkpoint of this package (%s)", args.checkpoint, exc)
+        return 1
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = RetrievalModel(build_clip(cfg.model), cfg.reduction)
+    model.load_state_dict(ckpt["model"])
+    model.to(device)
+    metrics = evaluate(model, cfg, device)
+    metrics["train"] = {k: v for k, v in ckpt["summary"].items() if k != "provenance"}
+    metrics["run_config"] = cfg.raw
+    metrics["provenance"] = provenance(device)
+    atomic.write_json(metrics, args.out)
+    log.info("%s: t2v %s | v2t %s", cfg.run_id, json.dumps(metrics["t2v"]), json.dumps(metrics["v2t"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""A real training job on real (tiny) data: loss, schedule, checkpoints, resume after kill -9."""
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from centerclip.evaluate import main as evaluate_main
+from centerclip.run_config import RunConfig, write_yaml_atomic
+from centerclip.train import TrainingError, contrastive_loss, lr_factor, make_optimizer, run
+
+TINY_MODEL = {"random": {"embed_dim": 32, "image_resolution": 224, "vision_layers": 3, "vision_width": 64,
+                         "vision_patch_size": 32, "context_length": 32, "vocab_size": 49408,
+                         "transformer_width": 64, "transformer_heads": 1, "transformer_layers": 1},
+              "init_seed": 0}
+
+
+def run_dict(data, **train):
+    return {"run_id": "tiny/test/seed42", "dataset": "tiny", "cache": str(data["cache"]),
+            "manifest": str(data["manifest"]), "model": TINY_MODEL,
+            "reduction": {"method": "centerclip", "stages": [{"block": 1, "segments": 2, "clusters": 20}]},
+            "train": {"epochs": 2, "batch_size": 4, "lr": 1e-3, "num_frames": 4, "context_length": 32, **train},
+            "eval": {"num_frames": 4, "context_length": 32, "batch_size": 4}}
+
+
+def test_contrastive_loss_is_symmetric_infonce():
+    logits = torch.tensor([[5.0, 1.0], [0.0, 3.0]])
+    expected = (torch.nn.functional.cross_entropy(logits, torch.arange(2))
+                + torch.nn.functional.cross_entropy(logits.t(), torch.arange(2))) / 2
+    torch.testing.assert_close(contrastive_loss(logits), expected)
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    total = 100
+    f = [lr_factor(s, total, 0.1) for s in range(total)]
+    assert f[0] < 0.2 and max(f) == pytest.approx(1.0, abs=0.01)
+    assert all(a <= b for a, b in zip(f[:10], f[1:11]))  # warm-up rises
+    assert all(a >= b for a, b in zip(f[10:], f[11:]))  # cosine falls
+    assert f[-1] < 0.01
+
+
+def test_weight_decay_spares_biases():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.LayerNorm(2))
+    decay, no_decay = make_optimizer(model, 1e-3, 0.2).param_groups
+    assert decay["weight_decay"] == 0.2 and no_decay["weight_decay"] == 0.0
+    assert len(no_decay["params"]) == 2 and len(decay["params"]) == 2
+
+
+def test_training_updates_weights_and_writes_everything(tiny_dataset, tmp_path):
+    cfg = RunConfig.from_dict(run_dict(tiny_dataset))
+    summary = run(cfg, tmp_path)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    from centerclip.model import build_clip
+
+    init = build_clip(TINY_MODEL).state_dict()
+    changed = [k for k, v in ckpt["model"].items() if not torch.equal(v, init[k.removeprefix("clip.")])]
+    assert "clip.visual.conv1.weight" in changed and "clip.token_embedding.weight" in changed
+    assert 0.1 <= ckpt["model"]["clip.logit_scale"].item() <= math.log(100)
+    lines = [json.loads(x) for x in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert len(lines) == summary["steps"] == 2 * (16 // 4)  # 8 videos x 2 captions, drop_last
+    assert all(math.isfinite(x["loss"]) for x in lines)
+    assert summary["peak_memory_mb"] > 0 and summary["provenance"]["git_commit"]
+
+    out = tmp_path / "metrics.json"
+    assert evaluate_main(["--checkpoint", str(tmp_path / "checkpoint.pt"), "--out", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert set(metrics["t2v"]) == {"R1", "R5", "R10", "MdR", "MnR"}
+    assert metrics["efficiency"]["n_test_videos"] == 4 and metrics["efficiency"]["eval_ms_per_video"] > 0
+    assert metrics["run_config"]["run_id"] == "tiny/test/seed42"
+
+
+def test_batch_larger_than_data_is_explained(tiny_dataset, tmp_path):
+    with pytest.raises(TrainingError, match="batch_size"):
+        run(RunConfig.from_dict(run_dict(tiny_dataset, batch_size=64)), tmp_path)
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_gives_the_same_weights(tiny_dataset, tmp_path, venv_env):
+    cfg = run_dict(tiny_dataset, epochs=3)
+    write_yaml_atomic(cfg, tmp_path / "run.yaml")
+    cmd = [sys.executable, "-m", "centerclip.train", "--run-config", str(tmp_path / "run.yaml")]
+    subprocess.run(cmd + ["--out-dir", str(tmp_path / "straight")], check=True, env=venv_env,
+                   capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(cmd + ["--out-dir", str(killed)], env=venv_env, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "last.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (killed / "last.pt").exists() and not (killed / "checkpoint.pt").exists()
+    subprocess.run(cmd + ["--out-dir", str(killed)], check=True, env=venv_env, capture_output=True)
+
+    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(killed / "checkpoint.pt", weights_only=False)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
