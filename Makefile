@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= all
 TORCH_PIN := torch==2.13.0
+# jobs run `python -m centerclip...`: the venv's python must come first
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: demo test setup ffmpeg clean-demo lint
 

@@ -1,0 +1,22 @@
+# Evaluation of each trained run: retrieval metrics and efficiency columns.
+
+
+rule evaluate:
+    """Encode all test videos and captions once; write metrics.json with provenance."""
+    input:
+        checkpoint=os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "checkpoint.pt"),
+        cache=os.path.join(DATA, "{dataset}", "frames.h5"),
+    output:
+        os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "metrics.json"),
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    log:
+        os.path.join(LOGS, "evaluate", "{dataset}", "{experiment}", "seed{seed}.log"),
+    benchmark:
+        os.path.join(BENCH, "evaluate", "{dataset}", "{experiment}", "seed{seed}.tsv")
+    conda:
+        ENV
+    shell:
+        "python -m centerclip.evaluate --checkpoint {input.checkpoint} --out {output} > {log} 2>&1"

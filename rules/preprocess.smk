@@ -1,0 +1,51 @@
+# ffmpeg 3 fps / shorter side 224, in shards; then every frame into one HDF5 cache per dataset.
+
+
+rule compress_shard:
+    """Compress one shard of the dataset's videos (every n-th video) with a thread pool."""
+    input:
+        manifest=os.path.join(DATA, "{dataset}", "manifest.csv"),
+    output:
+        os.path.join(DATA, "{dataset}", "compressed", "shard{shard}.tsv"),
+    params:
+        out_dir=lambda wc: os.path.join(DATA, wc.dataset, "videos_3fps"),
+        shards=config["preprocess"]["shards"],
+        fps=config["preprocess"]["fps"],
+        short_side=config["preprocess"]["short_side"],
+    threads: config["preprocess"]["threads"]
+    resources:
+        mem_mb=2000,
+        runtime=120,
+    log:
+        os.path.join(LOGS, "compress", "{dataset}", "shard{shard}.log"),
+    benchmark:
+        os.path.join(BENCH, "compress", "{dataset}", "shard{shard}.tsv")
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/compress_shard.py"
+
+
+rule frame_cache:
+    """Cache every 3-fps frame, centre-cropped, in one HDF5 file; list every bad video."""
+    input:
+        manifest=os.path.join(DATA, "{dataset}", "manifest.csv"),
+        shards=shard_outputs,
+    output:
+        cache=os.path.join(DATA, "{dataset}", "frames.h5"),
+        bad=os.path.join(DATA, "{dataset}", "bad_videos.tsv"),
+    params:
+        crop=config["preprocess"]["crop"],
+        fps=config["preprocess"]["fps"],
+        allowed=lambda wc: config["datasets"][wc.dataset].get("allow_missing_test_videos", []),
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    log:
+        os.path.join(LOGS, "frame_cache", "{dataset}.log"),
+    benchmark:
+        os.path.join(BENCH, "frame_cache", "{dataset}.tsv")
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/frame_cache.py"

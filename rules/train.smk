@@ -1,0 +1,40 @@
+# One training job per (dataset, experiment, seed).
+
+
+rule run_config:
+    """Write the run's complete config; it changes only when the experiment's settings do."""
+    output:
+        os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "run.yaml"),
+    params:
+        run=lambda wc: run_config(config, wc.dataset, wc.experiment, wc.seed),
+    log:
+        os.path.join(LOGS, "run_config", "{dataset}", "{experiment}", "seed{seed}.log"),
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/write_run_config.py"
+
+
+rule train:
+    """Train one configuration (resumes from the run's last.pt after an interruption)."""
+    input:
+        run=os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "run.yaml"),
+        cache=os.path.join(DATA, "{dataset}", "frames.h5"),
+        manifest=os.path.join(DATA, "{dataset}", "manifest.csv"),
+    output:
+        checkpoint=os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "checkpoint.pt"),
+        summary=os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "train_summary.json"),
+    params:
+        out_dir=lambda wc: run_dir(wc.dataset, wc.experiment, wc.seed),
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=24 * 60,
+    log:
+        os.path.join(LOGS, "train", "{dataset}", "{experiment}", "seed{seed}.log"),
+    benchmark:
+        os.path.join(BENCH, "train", "{dataset}", "{experiment}", "seed{seed}.tsv")
+    conda:
+        ENV
+    shell:
+        "python -m centerclip.train --run-config {input.run} --out-dir {params.out_dir} > {log} 2>&1"
