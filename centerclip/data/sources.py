@@ -1,0 +1,279 @@
+"""Where each dataset and pretrained model comes from, as data, and how to get it onto disk.
+
+:data:`SOURCES` is the one table of URLs and expected files. Public data (MSR-VTT, MSVD, the CLIP
+weights) is downloaded and extracted by :func:`acquire`; licence-gated data (LSMDC, ActivityNet
+Captions) is never downloaded: the user places the files and :func:`check_placed_files` says,
+in one message, exactly which are missing, where they go and where they are obtained.
+
+Per-dataset configuration (:func:`resolve_source`) can point at data already on disk
+(``source: /path/to/MSRVTT-root``, used as is) or replace default URLs with mirrors
+(``mirror: {videos: https://mirror.lab/MSRVTT.zip}``; a ``file://`` URL or plain path works too).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from centerclip.data.download import download, extract
+
+log = logging.getLogger(__name__)
+
+
+class MissingDataError(FileNotFoundError):
+    """Required dataset files are not where they must be; the message lists them and their origin."""
+
+
+@dataclass(frozen=True)
+class Download:
+    """One file to fetch. ``extract_to``: directory under the dataset root receiving the archive's
+    contents (None: the file itself is the result, stored at ``root/filename``)."""
+
+    url: str
+    extract_to: str | None = None
+    sha256: str | None = None
+
+    @property
+    def filename(self) -> str:
+        return Path(urlsplit(self.url).path).name
+
+
+@dataclass(frozen=True)
+class Required:
+    """A path that must exist under the dataset root (a trailing ``/`` = a non-empty directory),
+    and where it is obtained (a download name of the same source, or words + URL for gated data)."""
+
+    path: str
+    obtained: str
+
+
+@dataclass(frozen=True)
+class Source:
+    """A dataset (or model) source: what must end up under its root and how it gets there."""
+
+    title: str
+    required: tuple[Required, ...]
+    downloads: Mapping[str, Download] = field(default_factory=dict)
+    gated: str | None = None  # why and where to sign up, for data that is never downloaded
+
+    def origin(self, item: Required) -> str:
+        d = self.downloads.get(item.obtained)
+        return f"{d.url} (download '{item.obtained}')" if d else item.obtained
+
+
+def sha256_from_openai_url(url: str) -> str:
+    """The sha256 OpenAI embeds in its CLIP URLs: the second-to-last path component."""
+    parts = [p for p in urlsplit(url).path.split("/") if p]
+    digest = parts[-2] if len(parts) >= 2 else ""
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
+        raise ValueError(f"{url}: no sha256 as second-to-last path component")
+    return digest.lower()
+
+
+def _clip(url: str) -> Download:
+    return Download(url, sha256=sha256_from_openai_url(url))
+
+
+_CLIP4CLIP = "https://github.com/ArrowLuo/CLIP4Clip/releases/download/v0.0"
+_MPII = ("the LSMDC download page after the MPII sign-up (licence agreement): "
+         "https://sites.google.com/site/describingmovies/")
+_ANET_CAPTIONS = "captions.zip on the ActivityNet Captions page: https://cs.stanford.edu/people/ranjaykrishna/densevid/"
+_ANET_VIDEOS = ("the ActivityNet v1.3 videos (files v_<id>.mp4/.mkv/.webm), by request form at "
+                "http://activity-net.org/download.html (many YouTube originals are gone)")
+
+#: Every source the pipeline knows. Keys are the dataset formats / model names used in the config.
+SOURCES: dict[str, Source] = {
+    "msrvtt": Source(
+        title="MSR-VTT",
+        downloads={
+            "annotations": Download(f"{_CLIP4CLIP}/msrvtt_data.zip", extract_to="msrvtt_data"),
+            "videos": Download("https://www.robots.ox.ac.uk/~maxbain/frozen-in-time/data/MSRVTT.zip",
+                               extract_to="MSRVTT"),
+        },
+        required=(
+            Required("msrvtt_data/MSRVTT_data.json", "annotations"),
+            Required("msrvtt_data/MSRVTT_train.7k.csv", "annotations"),
+            Required("msrvtt_data/MSRVTT_train.9k.csv", "annotations"),
+            Required("msrvtt_data/MSRVTT_JSFUSION_test.csv", "annotations"),
+            Required("MSRVTT/videos/all/", "videos"),
+        ),
+    ),
+    "msvd": Source(
+        title="MSVD",
+        downloads={
+            "annotations": Download(f"{_CLIP4CLIP}/msvd_data.zip", extract_to="msvd_data"),
+            "videos": Download("https://www.cs.utexas.edu/users/ml/clamp/videoDescription/YouTubeClips.tar",
+                               extract_to="YouTubeClips"),
+        },
+        required=(
+            Required("msvd_data/raw-captions.pkl", "annotations"),
+            Required("msvd_data/train_list.txt", "annotations"),
+            Required("msvd_data/val_list.txt", "annotations"),
+            Required("msvd_data/test_list.txt", "annotations"),
+            Required("YouTubeClips/", "videos"),
+        ),
+    ),
+    "lsmdc": Source(
+        title="LSMDC",
+        gated="LSMDC is licence-gated (MPII): sign up at https://sites.google.com/site/describingmovies/ "
+              "and place the files yourself; the pipeline never downloads them.",
+        required=(
+            Required("LSMDC16_annos_training.csv", _MPII),
+            Required("LSMDC16_annos_val.csv", _MPII),
+            Required("LSMDC16_challenge_1000_publictect.csv", _MPII),
+            Required("videos/", f"the LSMDC 2016 clips (.avi, any sub-folders) from {_MPII}"),
+        ),
+    ),
+    "activitynet": Source(
+        title="ActivityNet Captions",
+        gated="ActivityNet videos are gated / partly expired at the source: place the files yourself; "
+              "the pipeline never downloads them.",
+        required=(
+            Required("train.json", _ANET_CAPTIONS),
+            Required("val_1.json", _ANET_CAPTIONS),
+            Required("videos/", _ANET_VIDEOS),
+        ),
+    ),
+    "clip_vit_b32": Source(
+        title="CLIP ViT-B/32",
+        downloads={"weights": _clip("https://openaipublic.azureedge.net/clip/models/"
+                                    "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt")},
+        required=(Required("ViT-B-32.pt", "weights"),),
+    ),
+    "clip_vit_b16": Source(
+        title="CLIP ViT-B/16",
+        downloads={"weights": _clip("https://openaipublic.azureedge.net/clip/models/"
+                                    "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f/ViT-B-16.pt")},
+        required=(Required("ViT-B-16.pt", "weights"),),
+    ),
+}
+
+
+def _source(dataset: str) -> Source:
+    try:
+        return SOURCES[dataset]
+    except KeyError:
+        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(SOURCES)}") from None
+
+
+def _present(path: Path, is_dir: bool) -> bool:
+    if not is_dir:
+        return path.is_file()
+    if not path.is_dir():
+        return False
+    with os.scandir(path) as entries:  # an empty video directory is as good as none
+        return any(not e.name.startswith(".") for e in entries)
+
+
+def missing_files(dataset: str, root: str | os.PathLike) -> list[Required]:
+    """The required entries of ``dataset`` absent under ``root`` (directories must be non-empty)."""
+    root = Path(root)
+    return [r for r in _source(dataset).required if not _present(root / r.path, r.path.endswith("/"))]
+
+
+def check_placed_files(dataset: str, root: str | os.PathLike) -> None:
+    """Return quietly when every file ``dataset`` needs is under ``root``; otherwise raise
+    :class:`MissingDataError` with one message listing each missing path (full path under
+    ``root``) and where it is obtained."""
+    src, root = _source(dataset), Path(root)
+    missing = missing_files(dataset, root)
+    if not missing:
+        return
+    lines = [f"{src.title}: {len(missing)} of {len(src.required)} required files/directories missing "
+             f"under {root.absolute()}"]
+    if src.gated:
+        lines.append(src.gated)
+    lines.append("Put them here:")
+    width = max(len(str(root.absolute() / r.path)) for r in missing)
+    for r in missing:
+        path = str(root.absolute() / r.path) + ("/" if r.path.endswith("/") else "")
+        kind = "  (non-empty directory)" if r.path.endswith("/") else ""
+        lines.append(f"  {path:<{width + 1}}{kind}  <- {src.origin(r)}")
+    lines.append("Or set `source:` in this dataset's config to a directory that already holds them.")
+    raise MissingDataError("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class ResolvedSource:
+    """Where a dataset comes from after applying its config: an existing directory (``existing``,
+    nothing to download), user-placed files (``source.gated``), or ``downloads`` (mirrors applied)."""
+
+    dataset: str
+    source: Source
+    existing: Path | None
+    downloads: Mapping[str, Download]
+
+
+def resolve_source(dataset: str, cfg: Mapping[str, Any] | None = None) -> ResolvedSource:
+    """Apply a dataset's config to its default source.
+
+    ``cfg['source']``: a directory that already holds the dataset in the expected layout; it is
+    checked now (:class:`MissingDataError` listing what is missing) and used as is.
+    ``cfg['mirror']``: ``{download name: url or path}`` replacing default URLs (a CLIP mirror keeps
+    the sha256 of the official URL, since the bytes must be the same). Unknown names raise ValueError.
+    """
+    src = _source(dataset)
+    cfg = dict(cfg or {})
+    existing = cfg.get("source")
+    mirrors = dict(cfg.get("mirror") or {})
+    if existing:
+        existing = Path(os.path.expanduser(str(existing)))
+        if not existing.is_dir():
+            raise MissingDataError(f"{src.title}: source directory {existing} does not exist "
+                                   f"(set by `source:` in this dataset's config)")
+        check_placed_files(dataset, existing)
+        if mirrors:
+            log.info("%s: `source:` is set, so `mirror:` is ignored", src.title)
+        return ResolvedSource(dataset, src, existing, {})
+    if mirrors and src.gated:
+        raise ValueError(f"{src.title} is never downloaded, so `mirror:` does not apply: "
+                         f"set `source:` to the directory holding the placed files")
+    unknown = sorted(set(mirrors) - set(src.downloads))
+    if unknown:
+        raise ValueError(f"{src.title}: unknown mirror name(s) {', '.join(unknown)}; "
+                         f"valid: {', '.join(src.downloads)}")
+    downloads = {name: Download(str(mirrors[name]), d.extract_to, d.sha256) if name in mirrors else d
+                 for name, d in src.downloads.items()}
+    return ResolvedSource(dataset, src, None, downloads)
+
+
+def acquire(dataset: str, root: str | os.PathLike, cfg: Mapping[str, Any] | None = None, *,
+            downloads_dir: str | os.PathLike | None = None,
+            digest_manifest: str | os.PathLike | None = None, keep_archives: bool = True,
+            progress: bool = True, **download_kw: Any) -> Path:
+    """Make ``dataset`` complete on disk and return its root directory.
+
+    ``source:`` set: that directory, checked. Gated: ``root``, checked (the message says what to
+    place). Otherwise each download goes to ``downloads_dir`` (default ``root/downloads``) —
+    verified by sha256 or ``digest_manifest`` — and archives are extracted under ``root``; files
+    already downloaded and extracted are not fetched again. ``download_kw`` goes to
+    :func:`~centerclip.data.download.download` (retries, timeout, ...).
+    """
+    resolved = resolve_source(dataset, cfg)
+    if resolved.existing is not None:
+        return resolved.existing
+    root = Path(root)
+    if resolved.source.gated:
+        check_placed_files(dataset, root)
+        return root
+    archives = Path(downloads_dir) if downloads_dir is not None else root / "downloads"
+    for name, d in resolved.downloads.items():
+        # The default file name, so a mirror URL ending differently still lands where reruns look.
+        default_name = resolved.source.downloads[name].filename
+        if d.extract_to is None:
+            download(d.url, root / default_name, sha256=d.sha256, digest_manifest=digest_manifest,
+                     progress=progress, **download_kw)
+            continue
+        if (root / d.extract_to / ".extracted").is_file():
+            continue
+        archive = download(d.url, archives / default_name, sha256=d.sha256, digest_manifest=digest_manifest,
+                           progress=progress, **download_kw)
+        extract(archive, root / d.extract_to)
+        if not keep_archives:
+            archive.unlink()
+    check_placed_files(dataset, root)
+    return root
