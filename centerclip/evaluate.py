@@ -4,6 +4,10 @@ Encodes every test video and text once, builds the text x video similarity matri
 blocks, and writes R@1/5/10, MdR, MnR in both directions plus the efficiency columns:
 evaluation time per video the paper's way (whole loop / number of videos) and model-only
 visual-encoder time per video (device-synchronised).
+
+The top-level numbers are the last epoch's (the checkpoint's). ``best_epoch_on_test`` is the
+original's selection (best text->video R@1 over the per-epoch test evaluations the training job
+wrote), labelled as such; null when the run did not evaluate per epoch.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ from torch.utils.data import DataLoader, Dataset
 from centerclip import atomic
 from centerclip.data.annotations import read_manifest
 from centerclip.data.datasets import VideoTextDataset
+from centerclip.clip import CLIP
 from centerclip.metrics import retrieval_metrics
 from centerclip.model import RetrievalModel, build_clip
 from centerclip.provenance import provenance
 from centerclip.run_config import RunConfig
 from centerclip.tokenizer import tokenize
+from centerclip.video_encoder import TokenReduction
 
 log = logging.getLogger("centerclip.evaluate")
 
@@ -88,6 +94,53 @@ def evaluate(model: RetrievalModel, cfg: RunConfig, device: torch.device) -> dic
     return metrics
 
 
+TRAINING_PROVENANCE = ("world_size", "device_count", "global_batch", "grad_accum", "micro_batch_per_device",
+                       "precision", "seed")
+
+
+def best_epoch_on_test(epoch_metrics: list[dict]) -> dict | None:
+    """The original's model selection: the epoch with the best text->video R@1 *on the test split*
+    (earliest on ties). Reported beside, never instead of, the last-epoch numbers (REFERENCE §4)."""
+    if not epoch_metrics:
+        return None
+    best = max(epoch_metrics, key=lambda m: (m["t2v"]["R1"], -m["epoch"]))
+    return {"epoch": best["epoch"], "t2v": best["t2v"], "v2t": best["v2t"],
+            "selection": "max text->video R@1 over epochs, chosen on the test split itself (the original's "
+                         "protocol; optimistic, no validation set)",
+            "epochs_evaluated": [m["epoch"] for m in epoch_metrics]}
+
+
+def load_released_centerclip(path: str | Path, reduction: TokenReduction | None = None
+                             ) -> tuple[RetrievalModel, list[str]]:
+    """The authors' released checkpoint (``ckpt.best.pth.tar``) as this package's model.
+
+    Their weights are CLIP's own under a ``clip.`` prefix (optionally behind ``module.`` and a
+    ``{"state_dict": ...}`` / ``{"model": ...}`` wrapper); dimensions are inferred from the shapes.
+    ``reduction`` is the run's video encoder (meanP when None; take the clustering settings from
+    their ``hparams_train.json``). Returns the model and the checkpoint keys it did not use.
+    """
+    obj = torch.load(path, map_location="cpu", weights_only=False)
+    sd = obj
+    while isinstance(sd, dict) and not any(isinstance(v, torch.Tensor) for v in sd.values()):
+        inner = next((sd[k] for k in ("state_dict", "model", "model_state_dict") if k in sd), None)
+        if inner is None:
+            break
+        sd = inner
+    if not isinstance(sd, dict):
+        raise ValueError(f"{path}: not a state dict (found {type(sd).__name__})")
+    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    clip_sd = {k.removeprefix("clip."): v for k, v in sd.items() if k.startswith("clip.")}
+    if not clip_sd:
+        raise ValueError(f"{path}: no 'clip.' keys - not a released CenterCLIP checkpoint "
+                         f"(first keys: {list(sd)[:5]})")
+    unused = sorted(k for k in sd if not k.startswith("clip."))
+    try:
+        clip = CLIP.from_state_dict(clip_sd)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return RetrievalModel(clip, reduction or TokenReduction()), unused
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
@@ -105,9 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     model.load_state_dict(ckpt["model"])
     model.to(device)
     metrics = evaluate(model, cfg, device)
-    metrics["train"] = {k: v for k, v in ckpt["summary"].items() if k != "provenance"}
+    summary = ckpt.get("summary", {})
+    metrics["epoch"] = summary.get("epochs")
+    metrics["best_epoch_on_test"] = best_epoch_on_test(summary.get("epoch_metrics", []))
+    metrics["train"] = {k: v for k, v in summary.items() if k not in ("provenance", "epoch_metrics")}
     metrics["run_config"] = cfg.raw
     metrics["provenance"] = provenance(device)
+    metrics["provenance"]["training"] = {k: summary.get(k) for k in TRAINING_PROVENANCE}
+    metrics["provenance"]["training"]["git_commit"] = summary.get("provenance", {}).get("git_commit")
+    metrics["provenance"]["training"]["device"] = summary.get("provenance", {}).get("device")
     atomic.write_json(metrics, args.out)
     log.info("%s: t2v %s | v2t %s", cfg.run_id, json.dumps(metrics["t2v"]), json.dumps(metrics["v2t"]))
     return 0

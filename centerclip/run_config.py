@@ -18,7 +18,10 @@ from centerclip.video_encoder import TokenReduction
 @dataclass
 class TrainSettings:
     epochs: int = 5
-    batch_size: int = 128  # global batch
+    batch_size: int = 128  # global batch: split over ranks x grad_accum micro-batches
+    grad_accum: int = 1  # micro-batches per rank and step; the loss stays the global-batch InfoNCE
+    checkpoint_every_steps: int = 0  # also write last.pt every N steps (0 = only at epoch ends)
+    eval_every_epoch: bool = True  # rank 0 writes metrics_epoch{N}.json after each epoch
     lr: float = 5e-6
     warmup_fraction: float = 0.1
     weight_decay: float = 0.2

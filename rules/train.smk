@@ -26,6 +26,12 @@ rule train:
         summary=os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "train_summary.json"),
     params:
         out_dir=lambda wc: run_dir(wc.dataset, wc.experiment, wc.seed),
+        # one process per GPU (torchrun picks a free port with --standalone); one process otherwise
+        launcher=lambda wc, resources: (
+            f"python -m torch.distributed.run --standalone --nproc_per_node={int(resources.get('gpu', 0))}"
+            if int(resources.get("gpu", 0) or 0) > 1
+            else "python"
+        ),
     threads: workflow.cores
     resources:
         mem_mb=8000,
@@ -37,4 +43,4 @@ rule train:
     conda:
         ENV
     shell:
-        "python -m centerclip.train --run-config {input.run} --out-dir {params.out_dir} > {log} 2>&1"
+        "{params.launcher} -m centerclip.train --run-config {input.run} --out-dir {params.out_dir} > {log} 2>&1"

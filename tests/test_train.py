@@ -72,6 +72,16 @@ def test_training_updates_weights_and_writes_everything(tiny_dataset, tmp_path):
     assert set(metrics["t2v"]) == {"R1", "R5", "R10", "MdR", "MnR"}
     assert metrics["efficiency"]["n_test_videos"] == 4 and metrics["efficiency"]["eval_ms_per_video"] > 0
     assert metrics["run_config"]["run_id"] == "tiny/test/seed42"
+    # per-epoch evaluation by the training job; last epoch on top, the original's selection beside it
+    epochs = [json.loads((tmp_path / f"metrics_epoch{n}.json").read_text()) for n in (1, 2)]
+    assert [m["epoch"] for m in epochs] == [1, 2] and metrics["epoch"] == 2
+    assert metrics["t2v"] == epochs[1]["t2v"]
+    best = metrics["best_epoch_on_test"]
+    assert best["epoch"] in (1, 2) and best["t2v"] == epochs[best["epoch"] - 1]["t2v"]
+    assert best["t2v"]["R1"] == max(m["t2v"]["R1"] for m in epochs) and "test split" in best["selection"]
+    training = metrics["provenance"]["training"]
+    assert training["world_size"] == 1 and training["global_batch"] == 4 and training["grad_accum"] == 1
+    assert training["precision"] == "fp32" and training["seed"] == 42 and training["git_commit"]
 
 
 def test_batch_larger_than_data_is_explained(tiny_dataset, tmp_path):
@@ -79,9 +89,42 @@ def test_batch_larger_than_data_is_explained(tiny_dataset, tmp_path):
         run(RunConfig.from_dict(run_dict(tiny_dataset, batch_size=64)), tmp_path)
 
 
+def test_crash_mid_epoch_resumes_from_the_step_checkpoint(tiny_dataset, tmp_path, monkeypatch):
+    """Random token selection (sparse), frame sampling and data order all resume exactly."""
+    import centerclip.train as train
+
+    d = run_dict(tiny_dataset, epochs=2, batch_size=8, checkpoint_every_steps=1, eval_every_epoch=False)
+    d["reduction"] = {"method": "sparse", "stages": [{"block": 1, "segments": 2, "clusters": 20}]}
+    run(RunConfig.from_dict(d), tmp_path / "straight")
+
+    real = train.lr_factor
+
+    def crash_at_step_3(step, *args):
+        if step == 3:  # second step of epoch 2; last.pt holds step 3's start
+            raise KeyboardInterrupt
+        return real(step, *args)
+
+    monkeypatch.setattr(train, "lr_factor", crash_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        run(RunConfig.from_dict(d), tmp_path / "crashed")
+    state = torch.load(tmp_path / "crashed" / "last.pt", weights_only=False)
+    assert (state["epoch"], state["step_in_epoch"], state["step"]) == (1, 1, 3)
+    monkeypatch.setattr(train, "lr_factor", real)
+    summary = run(RunConfig.from_dict(d), tmp_path / "crashed")
+    assert summary["resumed_at_step"] == 3
+
+    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "crashed" / "checkpoint.pt", weights_only=False)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    steps = [json.loads(x)["step"] for x in (tmp_path / "crashed" / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [0, 1, 2, 3]
+
+
 @pytest.mark.slow
 def test_kill_9_then_resume_gives_the_same_weights(tiny_dataset, tmp_path, venv_env):
-    cfg = run_dict(tiny_dataset, epochs=3)
+    # the first last.pt is a step checkpoint in the middle of epoch 1 (4 steps per epoch)
+    cfg = run_dict(tiny_dataset, epochs=3, checkpoint_every_steps=3, eval_every_epoch=False)
     write_yaml_atomic(cfg, tmp_path / "run.yaml")
     cmd = [sys.executable, "-m", "centerclip.train", "--run-config", str(tmp_path / "run.yaml")]
     subprocess.run(cmd + ["--out-dir", str(tmp_path / "straight")], check=True, env=venv_env,
@@ -101,3 +144,20 @@ def test_kill_9_then_resume_gives_the_same_weights(tiny_dataset, tmp_path, venv_
     b = torch.load(killed / "checkpoint.pt", weights_only=False)["model"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_released_checkpoint_keys_map_onto_the_model(tmp_path):
+    from centerclip.evaluate import load_released_centerclip
+    from centerclip.model import build_clip
+
+    clip = build_clip(TINY_MODEL)
+    sd = {f"module.clip.{k}": v for k, v in clip.state_dict().items()}
+    sd["module.frame_position_embeddings.weight"] = torch.zeros(12, 64)
+    torch.save({"epoch": 3, "state_dict": sd}, tmp_path / "ckpt.best.pth.tar")
+    model, unused = load_released_centerclip(tmp_path / "ckpt.best.pth.tar")
+    assert unused == ["frame_position_embeddings.weight"]
+    for k, v in clip.state_dict().items():
+        torch.testing.assert_close(model.clip.state_dict()[k], v, rtol=0, atol=0)
+    torch.save({"state_dict": {"visual.proj": torch.zeros(2)}}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="no 'clip.' keys"):
+        load_released_centerclip(tmp_path / "other.pt")
