@@ -1,15 +1,45 @@
 """Annotation parsers: each dataset's own files -> one manifest table.
 
 A manifest has one row per (video, caption) with columns ``video_id``, ``split``
-(``train``/``test``), ``caption`` and ``source`` (path of the raw video). Parsers check
-what they read and stop with the file and line of the first malformed row.
+(``train``/``test``, MSVD and LSMDC also ``val``), ``caption`` and ``source`` (path of the raw
+video). What a row is, per dataset:
+
+- MSR-VTT: one row per caption (train: all captions of the 7k/9k list; test: 1k-A, one each);
+- MSVD: one row per caption, ~40 per video, in train, val *and* test (evaluation groups them by video);
+- LSMDC: one row per clip (one sentence each);
+- ActivityNet Captions: one row per video, the caption being the paragraph = all its sentences
+  joined with a single space (train from ``train.json``, test from ``val_1.json``); the
+  retrieval window is the whole video, [0, ceil(duration)], so no start/end columns are needed.
+
+Captions are kept verbatim (html entities, emoji, odd spacing are the tokenizer's business),
+but an empty or whitespace-only caption stops the parse: it would silently become a
+start+end token pair that matches nothing. Parsers check what they read and stop with an
+:class:`AnnotationError` naming the file and line (csv/txt) or key (json/pkl) of the first
+malformed entry. They do not look at the videos, except that ActivityNet's source picks the
+first existing of ``.mp4``, ``.mkv``, ``.webm``; missing videos are counted later by the
+frame-cache stage.
+
+:func:`build_manifest` dispatches on the dataset format with one root per dataset, laid out as
+the real downloads unpack (each sub-path can be overridden by an option):
+
+- msrvtt: ``<root>/msrvtt_data/{MSRVTT_data.json, MSRVTT_train.{7k,9k}.csv, MSRVTT_JSFUSION_test.csv}``
+  (CLIP4Clip's msrvtt_data.zip) and ``<root>/MSRVTT/videos/all/videoN.mp4`` (MSRVTT.zip);
+- msvd: ``<root>/msvd_data/{raw-captions.pkl, train_list.txt, val_list.txt, test_list.txt}``
+  (CLIP4Clip's msvd_data.zip) and ``<root>/YouTubeClips/<id>.avi`` (YouTubeClips.tar);
+- lsmdc: ``<root>/annotations/{LSMDC16_annos_training.csv, LSMDC16_annos_val.csv,
+  LSMDC16_challenge_1000_publictect.csv}`` and ``<root>/videos/<movie>/<clip_id>.avi``, where
+  ``<movie>`` is the clip id up to its last ``_`` (as the MPII per-movie archives unpack);
+- activitynet: ``<root>/annotations/{train.json, val_1.json}`` (``<root>/captions/`` is accepted
+  too: that is what the official captions.zip unpacks to) and ``<root>/videos/v_<id>.{mp4,mkv,webm}``.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import pickle
 from pathlib import Path
 
 import pandas as pd
@@ -60,6 +90,8 @@ def msrvtt_manifest(annotation_dir: str | os.PathLike, video_dir: str | os.PathL
     for i, s in enumerate(sentences):
         if not isinstance(s, dict) or "video_id" not in s or "caption" not in s:
             raise AnnotationError(f"{data_path}: sentences[{i}] lacks video_id/caption: {s!r}")
+        if not str(s["caption"]).strip():
+            raise AnnotationError(f"{data_path}: sentences[{i}] (video {s['video_id']}): empty caption")
         captions.setdefault(s["video_id"], []).append(str(s["caption"]))
 
     rows = []
@@ -80,12 +112,237 @@ def msrvtt_manifest(annotation_dir: str | os.PathLike, video_dir: str | os.PathL
             vid, sentence = (row.get("video_id") or "").strip(), row.get("sentence")
             if not vid or sentence is None:
                 raise AnnotationError(f"{test_path}:{line_no}: missing video_id or sentence")
+            if not sentence.strip():
+                raise AnnotationError(f"{test_path}:{line_no}: empty caption for {vid}")
             rows.append((vid, "test", sentence, str(videos / f"{vid}.mp4")))
+    return _frame(rows, test_path)
+
+
+def _frame(rows: list[tuple[str, str, str, str]], where: Path) -> pd.DataFrame:
+    """The manifest of ``rows``, refusing a video that sits in two splits (a leak between them)."""
     frame = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
-    overlap = set(frame.video_id[frame.split == "train"]) & set(frame.video_id[frame.split == "test"])
-    if overlap:
-        raise AnnotationError(f"{test_path}: test videos also in the training list: {sorted(overlap)[:5]}")
+    splits = list(dict.fromkeys(frame.split))
+    for i, a in enumerate(splits):
+        for b in splits[i + 1:]:
+            overlap = set(frame.video_id[frame.split == a]) & set(frame.video_id[frame.split == b])
+            if overlap:
+                raise AnnotationError(f"{where}: {b} videos also in the {a} split: {sorted(overlap)[:5]}")
     return frame
+
+
+def _caption_or_error(caption: str, where: str) -> str:
+    if not caption.strip():
+        raise AnnotationError(f"{where}: empty caption; fix or remove it (an empty caption matches nothing)")
+    return caption
+
+
+# ---------------------------------------------------------------------------------------- MSVD
+
+def _read_id_list_txt(path: Path) -> list[tuple[int, str]]:
+    """(line number, id) of a one-id-per-line split list; blank lines are skipped."""
+    if not path.is_file():
+        raise AnnotationError(f"{path}: missing; it comes with the MSVD captions/splits archive (msvd_data.zip)")
+    out, seen = [], {}
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            vid = line.strip()
+            if not vid:
+                continue
+            if vid in seen:
+                raise AnnotationError(f"{path}:{line_no}: {vid} already listed on line {seen[vid]}")
+            seen[vid] = line_no
+            out.append((line_no, vid))
+    return out
+
+
+def _load_msvd_captions(path: Path) -> dict[str, list[str]]:
+    """``raw-captions.pkl``: dict id -> list of token lists; returns id -> captions (tokens joined by spaces)."""
+    if not path.is_file():
+        raise AnnotationError(f"{path}: missing; it comes with the MSVD captions/splits archive (msvd_data.zip)")
+    try:
+        with open(path, "rb") as f:
+            data = pickle.load(f)  # the user's own annotation file, as CLIP4Clip ships it
+    except Exception as exc:  # any unpickling failure means: not the file we expect
+        raise AnnotationError(f"{path}: not a readable pickle ({exc!r})") from None
+    if not isinstance(data, dict):
+        raise AnnotationError(f"{path}: expected a dict video id -> list of token lists, got {type(data).__name__}")
+    captions: dict[str, list[str]] = {}
+    for vid, caps in data.items():
+        if not isinstance(caps, (list, tuple)) or not all(
+                isinstance(c, (list, tuple)) and all(isinstance(t, str) for t in c) for c in caps):
+            raise AnnotationError(f"{path}: [{vid!r}]: expected a list of token lists (lists of str), "
+                                  f"got {str(caps)[:80]}")
+        captions[str(vid)] = [_caption_or_error(" ".join(c), f"{path}: [{vid!r}][{k}]") for k, c in enumerate(caps)]
+    return captions
+
+
+def msvd_manifest(root: str | os.PathLike, annotation_dir: str | os.PathLike | None = None,
+                  video_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Manifest of MSVD: every caption of every video in ``train_list.txt``, ``val_list.txt``
+    and ``test_list.txt`` (splits train/val/test), one row per caption.
+
+    Layout: ``<root>/msvd_data/{raw-captions.pkl, *_list.txt}`` and ``<root>/YouTubeClips/<id>.avi``
+    (``annotation_dir`` / ``video_dir`` override the two folders).
+    """
+    root = Path(root)
+    ann = Path(annotation_dir) if annotation_dir is not None else root / "msvd_data"
+    videos = Path(video_dir) if video_dir is not None else root / "YouTubeClips"
+    captions = _load_msvd_captions(ann / "raw-captions.pkl")
+    rows = []
+    for split in ("train", "val", "test"):
+        list_path = ann / f"{split}_list.txt"
+        for line_no, vid in _read_id_list_txt(list_path):
+            if not captions.get(vid):
+                raise AnnotationError(f"{list_path}:{line_no}: {vid} has no caption in {ann / 'raw-captions.pkl'}")
+            source = str(videos / f"{vid}.avi")
+            rows += [(vid, split, c, source) for c in captions[vid]]
+    return _frame(rows, ann)
+
+
+# --------------------------------------------------------------------------------------- LSMDC
+
+LSMDC_FILES = {"train": "LSMDC16_annos_training.csv", "val": "LSMDC16_annos_val.csv",
+               "test": "LSMDC16_challenge_1000_publictect.csv"}
+
+
+def lsmdc_movie(clip_id: str) -> str:
+    """The movie folder of an LSMDC clip: the clip id up to its last ``_``."""
+    return clip_id.rsplit("_", 1)[0]
+
+
+def _read_lsmdc_file(path: Path) -> list[tuple[str, str]]:
+    """(clip id, sentence) of each line of a tab-separated, header-less LSMDC annotation file."""
+    out = []
+    try:
+        with open(path, encoding="utf-8", newline="\n") as f:  # a stray \\r is text, not a line end
+            for line_no, line in enumerate(f, start=1):
+                line = line.rstrip("\r\n")
+                if not line.strip():
+                    continue
+                fields = line.split("\t")
+                if len(fields) != 6:
+                    raise AnnotationError(
+                        f"{path}:{line_no}: expected 6 tab-separated columns (clip_id, start_aligned, "
+                        f"end_aligned, start_extracted, end_extracted, sentence), found {len(fields)}")
+                clip_id = fields[0].strip()
+                if "_" not in clip_id:
+                    raise AnnotationError(f"{path}:{line_no}: clip id {clip_id!r} is not <movie>_<start>-<end>")
+                out.append((clip_id, _caption_or_error(fields[5], f"{path}:{line_no}")))
+    except UnicodeDecodeError as exc:
+        raise AnnotationError(f"{path}: not UTF-8 text ({exc})") from None
+    return out
+
+
+def lsmdc_manifest(annotation_dir: str | os.PathLike, video_root: str | os.PathLike) -> pd.DataFrame:
+    """Manifest of LSMDC: one row per clip of ``LSMDC16_annos_training.csv`` (train),
+    ``LSMDC16_annos_val.csv`` (val; optional) and ``LSMDC16_challenge_1000_publictect.csv``
+    (test). Clip ``<movie>_<times>`` is ``<video_root>/<movie>/<movie>_<times>.avi``.
+    """
+    ann, videos = Path(annotation_dir), Path(video_root)
+    rows = []
+    for split, name in LSMDC_FILES.items():
+        path = ann / name
+        if not path.is_file():
+            if split == "val":  # never used for training or the reported test numbers
+                continue
+            raise AnnotationError(f"{path}: missing; LSMDC is licence-gated: request access at "
+                                  "https://sites.google.com/site/describingmovies/ and place the file here")
+        rows += [(cid, split, sentence, str(videos / lsmdc_movie(cid) / f"{cid}.avi"))
+                 for cid, sentence in _read_lsmdc_file(path)]
+    return _frame(rows, ann)
+
+
+# --------------------------------------------------------------------------------- ActivityNet
+
+ACTIVITYNET_FILES = {"train": "train.json", "test": "val_1.json"}
+ACTIVITYNET_EXTENSIONS = (".mp4", ".mkv", ".webm")
+
+
+def _activitynet_paragraph(path: Path, key: str, entry: object) -> str:
+    """Check one ``v_<id>`` entry and return its paragraph (sentences joined by one space)."""
+    where = f"{path}: [{key!r}]"
+    if not isinstance(entry, dict):
+        raise AnnotationError(f"{where}: expected an object with duration, timestamps, sentences")
+    for field in ("duration", "timestamps", "sentences"):
+        if field not in entry:
+            raise AnnotationError(f"{where}: no {field!r}")
+    duration, stamps, sentences = entry["duration"], entry["timestamps"], entry["sentences"]
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not math.isfinite(duration) \
+            or duration <= 0:
+        raise AnnotationError(f"{where}: duration must be a positive number, got {duration!r}")
+    if not isinstance(sentences, list) or not sentences or not all(isinstance(x, str) for x in sentences):
+        raise AnnotationError(f"{where}: sentences must be a non-empty list of strings")
+    if not isinstance(stamps, list) or not all(
+            isinstance(t, (list, tuple)) and len(t) == 2 and all(isinstance(x, (int, float)) for x in t)
+            for t in stamps):
+        raise AnnotationError(f"{where}: timestamps must be a list of [start, end] pairs")
+    if len(stamps) != len(sentences):
+        raise AnnotationError(f"{where}: {len(stamps)} timestamps but {len(sentences)} sentences")
+    return _caption_or_error(" ".join(sentences), where)
+
+
+def activitynet_manifest(annotation_dir: str | os.PathLike, video_root: str | os.PathLike) -> pd.DataFrame:
+    """Manifest of ActivityNet Captions for paragraph-to-video retrieval: one row per video,
+    train from ``train.json``, test from ``val_1.json``; the caption is the paragraph (all
+    sentences joined with a single space), the source ``<video_root>/v_<id>`` with the first of
+    ``.mp4``, ``.mkv``, ``.webm`` that exists (``.mp4`` when none does).
+    """
+    ann, videos = Path(annotation_dir), Path(video_root)
+    try:
+        present = {e.name for e in os.scandir(videos) if e.is_file()}
+    except OSError:
+        present = set()
+    rows = []
+    for split, name in ACTIVITYNET_FILES.items():
+        path = ann / name
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise AnnotationError(f"{path}: missing; it comes with the ActivityNet Captions annotations (captions.zip "
+                                  "from https://cs.stanford.edu/people/ranjaykrishna/densevid/)") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise AnnotationError(f"{path}: not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise AnnotationError(f"{path}: expected a dict v_<id> -> {{duration, timestamps, sentences}}")
+        for key, entry in data.items():
+            paragraph = _activitynet_paragraph(path, key, entry)
+            ext = next((e for e in ACTIVITYNET_EXTENSIONS if f"{key}{e}" in present), ".mp4")
+            rows.append((key, split, paragraph, str(videos / f"{key}{ext}")))
+    return _frame(rows, ann)
+
+
+# ---------------------------------------------------------------------------------- dispatcher
+
+FORMATS = ("msrvtt", "msvd", "lsmdc", "activitynet")
+
+
+def build_manifest(format: str, root: str | os.PathLike, **options) -> pd.DataFrame:
+    """Manifest of the dataset of ``format`` (msrvtt | msvd | lsmdc | activitynet) laid out under
+    ``root`` as described in this module's docstring.
+
+    Options: ``annotation_dir`` and ``video_dir`` override the two sub-folders (absolute, or
+    relative to the working directory); msrvtt also takes ``train_split`` (``7k``/``9k``).
+    """
+    root = Path(root)
+    allowed = {"annotation_dir", "video_dir"} | ({"train_split"} if format == "msrvtt" else set())
+    unknown = set(options) - allowed
+    if format not in FORMATS:
+        raise AnnotationError(f"unknown dataset format {format!r}; expected one of {', '.join(FORMATS)}")
+    if unknown:
+        raise AnnotationError(f"{format}: unknown manifest option(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    ann, vids = options.get("annotation_dir"), options.get("video_dir")
+    if format == "msrvtt":
+        return msrvtt_manifest(ann or root / "msrvtt_data", vids or root / "MSRVTT" / "videos" / "all",
+                               options.get("train_split", "9k"))
+    if format == "msvd":
+        return msvd_manifest(root, ann, vids)
+    if format == "lsmdc":
+        return lsmdc_manifest(ann or root / "annotations", vids or root / "videos")
+    if ann is None:  # the official captions.zip unpacks to captions/
+        ann = root / "annotations"
+        if not ann.is_dir() and (root / "captions").is_dir():
+            ann = root / "captions"
+    return activitynet_manifest(ann, vids or root / "videos")
 
 
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
