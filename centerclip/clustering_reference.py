@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from centerclip.clustering import Clusters
+from centerclip.clustering import Clusters, _fp32_context
 
 __all__ = ["kmedoids", "spectral", "pairwise_sq_distances_row"]
 
@@ -97,7 +97,7 @@ def kmedoids(x: Tensor, k: int, *, max_iter: int = 100, l2_normalize: bool = Fal
     _check(x, k)
     b, n, _ = x.shape
     meds, labs = [], []
-    with torch.no_grad():
+    with _fp32_context(x.device):  # no_grad, autocast off
         for i in range(b):
             xb = x[i].detach().float()
             if l2_normalize:
@@ -142,7 +142,7 @@ def spectral(x: Tensor, k: int, *, knn: int | None = None, sigma: float = 2.0,
     if b == 0 or k == n:
         return kmedoids(x, k, max_iter=max_iter)
     meds, labs = [], []
-    with torch.no_grad():
+    with _fp32_context(x.device):  # no_grad, autocast off
         for i in range(b):
             u = spectral_embedding_row(x[i].detach().float(), k, knn, sigma)
             m, lab = _kmedoids_row(u, k, max_iter)
