@@ -1,127 +1,376 @@
-"""Render a results table with the paper's numbers beside ours, and its figure.
+"""Render one of the paper's Tables 1-9 with our numbers beside the paper's.
 
-Each row of a table is one experiment (one run per seed; several seeds are averaged). For
-each row the table shows our numbers, the paper's, and the difference ours − paper on the
-retrieval columns. Memory and speed are shown as measured but not differenced: the paper's
-are V100 GPU numbers, ours come from whatever ran the job (see the provenance in each
-metrics.json); their ratio to the table's first (baseline) row is what carries over.
+:func:`render_table` takes the transcribed paper numbers (``config/paper_numbers.yaml``), the
+experiment table (``config/experiments.yaml``: each run names the paper rows it provides) and
+the metrics.json dicts of our runs, and returns the table as a pandas long frame (one line per
+paper row and source), Markdown, CSV and a booktabs LaTeX tabular.
+
+Rows follow the paper's order. For each row one of:
+
+* ours: our numbers (mean over seeds, ``mean ± std`` with several seeds), the paper's, and the
+  difference ours − paper on the retrieval columns (R@k, MdR, MnR);
+* cited: another paper's numbers as this paper prints them (we do not run those methods);
+* not run: our run is missing (e.g. a gated dataset was not provided), with the reason.
+
+Memory and speed are shown but never differenced: the paper's are GB / ms on V100 GPUs, ours MB
+/ ms on whatever ran the job (see each metrics.json's provenance). What carries over is the
+ratio to a reference row (the first of this paper's own rows in the table, per dataset block in
+Table 5), given for ours and for the paper. Setting columns (N_in, lr, epochs of Tables 7 and 9)
+are the paper's values on every line.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 
-METRIC_COLUMNS = ["t2v_R1", "t2v_R5", "t2v_R10", "t2v_MdR", "t2v_MnR",
-                  "v2t_R1", "v2t_R5", "v2t_R10", "v2t_MdR", "v2t_MnR"]
-COLUMNS = ["MeM", "Speed"] + METRIC_COLUMNS
-HEADERS = {"MeM": "MeM.", "Speed": "Speed ms",
-           **{c: c.replace("_R", " R@") if c[-1].isdigit() else c.replace("_", " ") for c in METRIC_COLUMNS}}
+METRICS = ("R1", "R5", "R10", "MdR", "MnR")
+RETRIEVAL_COLUMNS = [f"{d}_{m}" for d in ("t2v", "v2t") for m in METRICS]
+EFFICIENCY_COLUMNS = ("MeM", "Speed")
+SETTING_COLUMNS = ("N_in", "lr", "epochs")
+BEST_EPOCH = "best_epoch_t2v_R1"
+RATIO = {"MeM": "MeM_ratio", "Speed": "Speed_ratio"}
+
+HEADERS = {
+    "MeM": "MeM.", "Speed": "Speed (ms)", "N_in": "N_in", "lr": "lr", "epochs": "epochs",
+    **{c: ("T→V " if c.startswith("t2v") else "V→T ") + (f"R@{c[5:]}" if c[4] == "R" and c[5:].isdigit() else c[4:])
+       for c in RETRIEVAL_COLUMNS},
+    "MeM_ratio": "MeM ÷ ref", "Speed_ratio": "Speed ÷ ref",
+    BEST_EPOCH: "best-epoch T→V R@1 (test-selected)",
+}
+DEMO_NOTE = ("DEMO NUMBERS: our rows come from synthetic twin data and a tiny randomly initialised "
+             "CLIP-shaped model trained for minutes on a CPU. They show that the pipeline works, not what "
+             "CenterCLIP achieves; the differences to the paper are not a reproduction result.")
+NO_EXPERIMENT = "no experiment in config/experiments.yaml provides this row"
+
+
+@dataclass
+class TableResult:
+    """A rendered table: ``frame`` (long: one line per paper row and source), and its texts."""
+
+    table_id: str
+    frame: pd.DataFrame
+    markdown: str
+    csv: str
+    latex: str
+
+
+# ----------------------------------------------------------------------------- numbers
 
 
 def flatten_metrics(metrics: Mapping) -> dict[str, float]:
     """One metrics.json -> {column: value} with MeM in MB (as measured) and Speed in ms per video."""
-    row = {f"{d}_{k}": metrics[d][k] for d in ("t2v", "v2t") for k in ("R1", "R5", "R10", "MdR", "MnR")}
+    row = {f"{d}_{k}": metrics[d][k] for d in ("t2v", "v2t") for k in METRICS}
     row["MeM"] = metrics.get("train", {}).get("peak_memory_mb", float("nan"))
     row["Speed"] = metrics.get("efficiency", {}).get("eval_ms_per_video", float("nan"))
     return row
 
 
-def mean_over_seeds(runs: Sequence[Mapping]) -> dict[str, float]:
-    rows = pd.DataFrame([flatten_metrics(m) for m in runs])
-    return rows.mean().to_dict()
+def _best_epoch_r1(metrics: Mapping) -> float:
+    best = metrics.get("best_epoch_on_test") or {}
+    return float(best.get("t2v", {}).get("R1", float("nan")))
 
 
-def build_table(experiments: Sequence[tuple[str, str | None]], ours: Mapping[str, Sequence[Mapping]],
-                paper_rows: Mapping[str, Sequence[float | None]]) -> pd.DataFrame:
-    """Long table: one line per (row, source) with source in ours / paper / diff.
+def _isnan(v: object) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
 
-    ``experiments``: (experiment id, paper row name or None) in table order; ``ours``:
-    experiment id -> list of metrics dicts (one per seed, may be empty = not run);
-    ``paper_rows``: paper row name -> values in COLUMNS order (None = not printed).
-    """
-    lines = []
-    for exp_id, paper_name in experiments:
-        label = paper_name or exp_id
-        runs = ours.get(exp_id, [])
-        mine = mean_over_seeds(runs) if runs else None
-        paper = dict(zip(COLUMNS, paper_rows[paper_name])) if paper_name in paper_rows else None
-        lines.append({"row": label, "experiment": exp_id, "source": f"ours (n={len(runs)})" if mine else "ours",
-                      "note": "" if mine else "not run", **(mine or {})})
-        if paper is not None:
-            lines.append({"row": label, "experiment": exp_id, "source": "paper", "note": "", **paper})
-            if mine:
-                diff = {c: (mine[c] - paper[c]) if paper.get(c) is not None else None for c in METRIC_COLUMNS}
-                lines.append({"row": label, "experiment": exp_id, "source": "diff", "note": "ours - paper", **diff})
-    frame = pd.DataFrame(lines, columns=["row", "experiment", "source", "note"] + COLUMNS)
-    baseline = frame[(frame.source.str.startswith("ours")) & (frame.note == "")]
-    if not baseline.empty:
-        first = baseline.iloc[0]
-        frame["MeM_vs_first"] = [(r.MeM / first.MeM) if r.source.startswith("ours") and r.note == "" else None
-                                 for r in frame.itertuples()]
+
+def rows_by_table(experiments: Mapping[str, Mapping], table_id: str) -> dict[str, str]:
+    """Paper row name -> run id, for every run whose ``rows`` name a row of ``table_id``."""
+    out: dict[str, str] = {}
+    for run_id, exp in experiments.items():
+        name = (exp.get("rows") or {}).get(table_id)
+        if name is None:
+            continue
+        if name in out:
+            raise ValueError(f"config/experiments.yaml: runs {out[name]!r} and {run_id!r} both provide "
+                             f"{table_id} row {name!r}; a row is one run")
+        out[name] = run_id
+    return out
+
+
+def _block(table_id: str, name: str) -> str:
+    """Rows whose ratios share a reference: Table 5 stacks three datasets ('LSMDC: ...')."""
+    return name.split(": ", 1)[0] if table_id == "table5" and ": " in name else ""
+
+
+# ----------------------------------------------------------------------------- the frame
+
+
+def build_frame(table_id: str, paper: Mapping, experiments: Mapping[str, Mapping],
+                metrics: Mapping[str, Sequence[Mapping]], not_run: Mapping[str, str] | None = None
+                ) -> pd.DataFrame:
+    """Long frame: per paper row (paper order) the lines ours / paper / diff, or paper (cited), or
+    ours (not run) + paper. Value columns = the table's columns, ``{col}_std`` for ours, ratios
+    to the reference row for MeM / Speed, and the test-selected best-epoch T->V R@1."""
+    tables = paper["tables"]
+    if table_id not in tables:
+        raise KeyError(f"config/paper_numbers.yaml has no table {table_id!r} (has: {', '.join(tables)})")
+    table = tables[table_id]
+    columns = list(table.get("columns", paper["columns"]))
+    cited = set(table.get("cited") or [])
+    provided = rows_by_table(experiments, table_id)
+    unknown = sorted(set(provided) - set(table["rows"]))
+    if unknown:
+        raise ValueError(f"config/experiments.yaml names {table_id} rows that config/paper_numbers.yaml does not "
+                         f"have: {unknown}; use the paper's row names exactly")
+    not_run = dict(not_run or {})
+    settings = [c for c in columns if c in SETTING_COLUMNS]
+
+    lines: list[dict] = []
+    for position, (name, values) in enumerate(table["rows"].items()):
+        theirs = dict(zip(columns, values))
+        base = {"row": name, "position": position, "block": _block(table_id, name)}
+        paper_line = {**base, "source": "paper", "note": "", **{c: _num(theirs[c]) for c in columns}}
+        run_id = provided.get(name)
+        if name in cited and run_id is None:
+            lines.append({**paper_line, "status": "cited", "run_id": "",
+                          "note": "cited: numbers as printed in the paper"})
+            continue
+        runs = list(metrics.get(run_id, []) or []) if run_id else []
+        if not runs:
+            reason = NO_EXPERIMENT if run_id is None else not_run.get(run_id, "no metrics.json for this run")
+            lines.append({**base, "status": "not run", "run_id": run_id or "", "source": "ours", "n_seeds": 0,
+                          "note": reason, **{c: theirs[c] for c in settings}})
+            lines.append({**paper_line, "status": "not run", "run_id": run_id or ""})
+            continue
+        flat = pd.DataFrame([flatten_metrics(m) for m in runs])
+        mean, std = flat.mean(), flat.std(ddof=1)
+        ours = {c: float(mean[c]) for c in columns if c in mean}
+        ours.update({f"{c}_std": float(std[c]) for c in columns if c in std and len(runs) > 1})
+        ours.update({c: theirs[c] for c in settings})
+        best = [_best_epoch_r1(m) for m in runs]
+        best = [b for b in best if not math.isnan(b)]
+        ours[BEST_EPOCH] = sum(best) / len(best) if best else float("nan")
+        lines.append({**base, "status": "ours", "run_id": run_id, "source": "ours", "n_seeds": len(runs),
+                      "note": "", **ours})
+        lines.append({**paper_line, "status": "ours", "run_id": run_id})
+        diff = {c: ours[c] - theirs[c] for c in columns if c in RETRIEVAL_COLUMNS and not _isnan(theirs[c])}
+        lines.append({**base, "status": "ours", "run_id": run_id, "source": "diff", "note": "ours − paper", **diff})
+
+    value_cols = columns + [f"{c}_std" for c in columns if c not in settings]
+    frame = pd.DataFrame(lines, columns=["row", "position", "block", "status", "run_id", "source", "n_seeds", "note"]
+                         + value_cols)
+    _add_ratios(frame, columns)
+    frame[BEST_EPOCH] = [line.get(BEST_EPOCH, float("nan")) for line in lines]
+    frame["n_seeds"] = frame["n_seeds"].astype("Int64")
+    frame.attrs.update(table_id=table_id, columns=columns, caption=table["caption"])
     return frame
 
 
-def _fmt(v: object) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+def _num(v: object) -> float:
+    """Paper cell -> float (NaN for '-' and for text such as OOM)."""
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else float("nan")
+
+
+def _add_ratios(frame: pd.DataFrame, columns: list[str]) -> None:
+    """MeM / Speed divided by the reference row's (per block): the first of this paper's own rows."""
+    own = frame[frame.status != "cited"]
+    refs = own.groupby("block", sort=False).row.first().to_dict()
+    frame.attrs["reference_rows"] = refs
+    for col in (c for c in EFFICIENCY_COLUMNS if c in columns):
+        out = []
+        for r in frame.itertuples():
+            ref = refs.get(r.block)
+            value = getattr(r, col)
+            if r.source not in ("ours", "paper") or r.status == "cited" or ref is None or _isnan(value):
+                out.append(float("nan"))
+                continue
+            base = frame[(frame.row == ref) & (frame.source == r.source)][col]
+            b = float(base.iloc[0]) if len(base) else float("nan")
+            out.append(value / b if b and not math.isnan(b) else float("nan"))
+        frame[RATIO[col]] = out
+
+
+# ----------------------------------------------------------------------------- text
+
+
+def _fmt_paper(v: object) -> str:
+    if _isnan(v):
         return "–"
-    if isinstance(v, float):
+    if isinstance(v, float) and 0 < abs(v) < 1e-3:
+        return f"{v:.0e}".replace("e-0", "e-")  # 5e-6, as printed
+    if isinstance(v, float) and v.is_integer():
         return f"{v:.1f}"
-    return str(v)
+    return repr(v) if isinstance(v, float) else str(v)
 
 
-def to_markdown(frame: pd.DataFrame, title: str, label: str) -> str:
-    cols = ["MeM", "Speed"] + METRIC_COLUMNS
-    header = ["Method", "source"] + [HEADERS[c] for c in cols]
-    out = [f"# {title}", ""]
+def _fmt_ours(col: str, mean: float, std: float) -> str:
+    if _isnan(mean):
+        return "–"
+    digits = 0 if col == "MeM" else 1
+    unit = " MB" if col == "MeM" else ""
+    text = f"{mean:.{digits}f}"
+    if not _isnan(std):
+        text += f" ± {std:.{digits}f}"
+    return text + unit
+
+
+def _cells(r: pd.Series, columns: list[str], extras: list[str], paper_raw: Mapping[str, object]) -> list[str]:
+    out = []
+    for c in columns:
+        v = r[c]
+        if c in SETTING_COLUMNS:
+            out.append("" if r.source == "diff" else _fmt_paper(paper_raw.get(c)))
+        elif r.source == "paper":
+            raw = paper_raw.get(c)
+            out.append(_fmt_paper(raw) + (" GB" if c == "MeM" and not _isnan(raw) else ""))
+        elif r.source == "diff":
+            out.append("–" if _isnan(v) else f"{v:+.1f}".replace("-", "−"))
+        else:
+            out.append(_fmt_ours(c, v, r.get(f"{c}_std", float("nan"))))
+    for c in extras:
+        v = r[c]
+        out.append("–" if _isnan(v) else (f"{v:.2f}" if c in RATIO.values() else f"{v:.1f}"))
+    return out
+
+
+def _source_label(r: pd.Series) -> str:
+    if r.status == "cited":
+        return "paper (cited)"
+    if r.source == "ours" and r.status == "not run":
+        return f"ours: not run ({r.note})"
+    if r.source == "ours":
+        n = int(r.n_seeds)
+        return f"ours ({n} seed{'s' if n > 1 else ''})"
+    return "ours − paper" if r.source == "diff" else "paper"
+
+
+def _table_name(table_id: str) -> str:
+    m = re.fullmatch(r"table(\d+)([a-z]?)", table_id)
+    return f"Table {m.group(1)}" + (f"({m.group(2)})" if m.group(2) else "") if m else table_id
+
+
+def _grid(frame: pd.DataFrame, paper: Mapping) -> tuple[list[str], list[tuple[bool, list[str]]]]:
+    """Header and body lines [(starts a new paper row, cells)] shared by Markdown and LaTeX."""
+    table = paper["tables"][frame.attrs["table_id"]]
+    columns = frame.attrs["columns"]
+    extras = [RATIO[c] for c in EFFICIENCY_COLUMNS if c in columns] + [BEST_EPOCH]
+    header = ["Method", "source"] + [HEADERS[c] for c in columns + extras]
+    body, last = [], None
+    for _, r in frame.iterrows():
+        raw = dict(zip(columns, table["rows"][r.row]))
+        first = r.row != last
+        body.append((first, [r.row if first else "", _source_label(r)] + _cells(r, columns, extras, raw)))
+        last = r.row
+    return header, body
+
+
+def _headline(table_id: str, label: str) -> str:
     if label == "demo":
-        out += ["**Demo numbers**: synthetic twin data and a tiny randomly initialised model on CPU; they show "
-                "that the pipeline works, not what CenterCLIP achieves. Paper numbers: ViT-B/32 on real data, "
-                "V100 GPUs.", ""]
+        return f"{_table_name(table_id)} — demo numbers (synthetic data, tiny random model), beside the paper's"
+    return f"{_table_name(table_id)} — our reproduction ({label}) beside the paper's numbers"
+
+
+def _footnotes(frame: pd.DataFrame) -> list[str]:
+    columns = frame.attrs["columns"]
+    notes = []
+    if "MeM" in columns or "Speed" in columns:
+        refs = "; ".join(f"{b}: {r}" if b else r for b, r in frame.attrs["reference_rows"].items())
+        notes.append("MeM.: ours = peak training memory in MB (process RSS on CPU, max_memory_allocated on GPU); "
+                     "paper = GB per V100. Speed: evaluation time per video in ms (ours: whatever device ran the "
+                     "job; paper: V100). Neither is differenced; '÷ ref' is the ratio to the reference row "
+                     f"({refs}), for ours and for the paper, and is what carries over.")
+    if any(c in SETTING_COLUMNS for c in columns):
+        notes.append("Setting columns (" + ", ".join(c for c in columns if c in SETTING_COLUMNS)
+                     + ") are the paper's values on every line.")
+    notes.append("ours − paper: differences on the retrieval columns (R@k in points, MdR/MnR in ranks). "
+                 "Ours = last-epoch model, mean ± std over seeds when there are several.")
+    notes.append("best-epoch T→V R@1 (test-selected): the original code's protocol, choosing the epoch with the "
+                 "best T→V R@1 on the test split itself (optimistic); shown beside, never instead of, ours.")
+    notes.append("cited: another paper's numbers as printed in this paper; not run here.")
+    return notes
+
+
+def to_markdown(frame: pd.DataFrame, paper: Mapping, label: str) -> str:
+    table_id = frame.attrs["table_id"]
+    out = [f"# {_headline(table_id, label)}", ""]
+    if label == "demo":
+        out += [f"**{DEMO_NOTE}**", ""]
+    out += [f"> {frame.attrs['caption']}", ""]
+    header, body = _grid(frame, paper)
+    esc = lambda s: s.replace("|", "\\|")  # noqa: E731
     out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in frame.itertuples():
-        cells = [r.row if not r.source.startswith(("paper", "diff")) else "", r.source + (f" ({r.note})" if
-                 r.note and r.note != "ours - paper" else "")]
-        for c in cols:
-            v = getattr(r, c)
-            if r.source == "diff" and v is not None and not (isinstance(v, float) and math.isnan(v)):
-                cells.append(f"{v:+.1f}")
-            else:
-                cells.append(_fmt(v))
-        out.append("| " + " | ".join(cells) + " |")
-    out += ["", "MeM.: ours = peak training memory in MB (process RSS on CPU, `max_memory_allocated` on GPU); "
-            "paper = GB per V100. Speed: evaluation loop time per video (ms). Ranks are pessimistic on ties."]
-    if "MeM_vs_first" in frame:
-        ratios = [f"{r.row}: {r.MeM_vs_first:.2f}" for r in frame.itertuples()
-                  if r.MeM_vs_first is not None and not math.isnan(r.MeM_vs_first)]
-        out += ["", "Our training memory relative to the first row: " + "; ".join(ratios) + "."]
+    out += ["| " + " | ".join(esc(c) for c in cells) + " |" for _, cells in body]
+    out += [""] + [f"- {n}" for n in _footnotes(frame)]
     return "\n".join(out) + "\n"
 
 
-def plot_table(frame: pd.DataFrame, title: str, path_png: str, chance_r1: float | None = None) -> None:
-    """Bar chart of text->video R@1, ours beside the paper's, one group per row; ``chance_r1`` (%)
-    draws the R@1 of random ranking on our test set."""
+_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+          "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "−": "$-$", "±": r"$\pm$",
+          "→": r"$\to$", "↔": r"$\leftrightarrow$", "ℓ": r"$\ell$", "÷": r"$\div$", "×": r"$\times$",
+          "–": "--", "—": "---"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX.get(ch, ch) for ch in str(text))
+
+
+def to_latex(frame: pd.DataFrame, paper: Mapping, label: str) -> str:
+    """A booktabs table (needs \\usepackage{booktabs}); written by hand, no jinja2."""
+    table_id = frame.attrs["table_id"]
+    header, body = _grid(frame, paper)
+    caption = frame.attrs["caption"] + (f" [{DEMO_NOTE}]" if label == "demo" else "")
+    out = [f"% {_headline(table_id, label)}", r"\begin{table*}[t]", r"\centering", r"\scriptsize",
+           rf"\caption{{{latex_escape(caption)}}}", rf"\label{{tab:{table_id}}}",
+           r"\begin{tabular}{ll" + "r" * (len(header) - 2) + "}", r"\toprule",
+           " & ".join(latex_escape(h) for h in header) + r" \\", r"\midrule"]
+    for i, (first, cells) in enumerate(body):
+        if first and i:
+            out.append(r"\addlinespace")
+        out.append(" & ".join(latex_escape(c) for c in cells) + r" \\")
+    out += [r"\bottomrule", r"\end{tabular}", r"\end{table*}"]
+    return "\n".join(out) + "\n"
+
+
+def render_table(table_id: str, paper: Mapping, experiments: Mapping[str, Mapping],
+                 metrics: Mapping[str, Sequence[Mapping]], label: str,
+                 not_run: Mapping[str, str] | None = None) -> TableResult:
+    """Table ``table_id`` of the paper with our numbers: see the module docstring.
+
+    ``paper``: parsed config/paper_numbers.yaml; ``experiments``: the ``experiments`` mapping of
+    config/experiments.yaml; ``metrics``: run id -> metrics.json dicts (one per seed; empty or
+    missing = not run); ``label``: the config's label ("demo" marks demo numbers); ``not_run``:
+    run id -> why it did not run.
+    """
+    frame = build_frame(table_id, paper, experiments, metrics, not_run)
+    return TableResult(table_id=table_id, frame=frame, markdown=to_markdown(frame, paper, label),
+                       csv=frame.to_csv(index=False), latex=to_latex(frame, paper, label))
+
+
+def plot_table(result: TableResult, out_png: str, out_pdf: str | None = None, label: str = "",
+               chance_r1: float | None = None):
+    """Bar chart of T->V R@1 per paper row, ours beside the paper's (cited rows: paper only).
+    ``chance_r1`` (%) draws random ranking's R@1 on our test set. Returns the Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = list(dict.fromkeys(frame.row))
-    ours = [frame[(frame.row == r) & frame.source.str.startswith("ours")].t2v_R1.iloc[0] for r in rows]
-    paper = [(frame[(frame.row == r) & (frame.source == "paper")].t2v_R1.tolist() or [float("nan")])[0]
-             for r in rows]
-    fig, ax = plt.subplots(figsize=(1.8 + 2.2 * len(rows), 3.6))
+    f = result.frame
+    rows = list(dict.fromkeys(f.row))
+
+    def pick(row: str, source: str) -> float:
+        v = f[(f.row == row) & (f.source == source)].t2v_R1
+        return float(v.iloc[0]) if len(v) else float("nan")
+
+    fig, ax = plt.subplots(figsize=(2.0 + 0.9 * len(rows), 4.2))
     x = range(len(rows))
-    ax.bar([i - 0.2 for i in x], ours, width=0.4, label="ours")
-    ax.bar([i + 0.2 for i in x], paper, width=0.4, label="paper")
-    ax.set_xticks(list(x), [r.replace(" (", "\n(", 1) for r in rows], fontsize=7)
+    ax.bar([i - 0.2 for i in x], [pick(r, "ours") for r in rows], width=0.4, label="ours")
+    ax.bar([i + 0.2 for i in x], [pick(r, "paper") for r in rows], width=0.4, label="paper")
+    ax.set_xticks(list(x), rows, rotation=60, ha="right", fontsize=7)
     if chance_r1 is not None:
         ax.axhline(chance_r1, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance_r1:.1f}%)")
     ax.set_ylabel("text→video R@1 (%)")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(_headline(result.table_id, label), fontsize=9)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
-    fig.savefig(path_png, dpi=120)
+    fig.savefig(out_png, dpi=120)
+    if out_pdf:
+        fig.savefig(out_pdf)
     plt.close(fig)
+    return fig

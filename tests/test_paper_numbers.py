@@ -42,6 +42,9 @@ EXPECTED_COLUMNS = {
     "table9": ["lr", "epochs"] + T2V + V2T,
 }
 
+# Table 5 rows named with a [ref] that are this paper's own runs of those methods (not cited).
+OWN_RUNS_OF_CITED_METHODS = ("token shift [68]", "temporal shift [54]")
+
 # Two or more hand-read cells per table: (table, row, column, value).
 SPOT_CHECKS = [
     ("table1", "CE [29]", "t2v_R1", 19.8),
@@ -118,12 +121,15 @@ def test_shape(numbers, table_id):
 
 @pytest.mark.parametrize("table_id", list(EXPECTED_SHAPE))
 def test_cited_rows(numbers, table_id):
-    """cited = rows with a [ref], plus CLIP zero-shot and CLIP4clip (seqTransf); all exist in rows."""
+    """cited = rows with a [ref], plus CLIP zero-shot and CLIP4clip (seqTransf), except Table 5's
+    token shift [68] / temporal shift [54] rows (this paper's own runs of those baselines, which we
+    run too); all exist in rows."""
     table = numbers["tables"][table_id]
     cited = table.get("cited", [])
     assert set(cited) <= set(table["rows"])
     expected = [n for n in table["rows"]
-                if re.search(r"\[\d+\]", n) or n.endswith(("CLIP zero-shot", "CLIP4clip (seqTransf)"))]
+                if (re.search(r"\[\d+\]", n) or n.endswith(("CLIP zero-shot", "CLIP4clip (seqTransf)")))
+                and not (table_id == "table5" and n.split(": ", 1)[-1] in OWN_RUNS_OF_CITED_METHODS)]
     assert cited == expected
 
 

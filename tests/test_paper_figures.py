@@ -1,0 +1,181 @@
+"""Figures 3-5: files written (PNG + PDF, non-empty), axes as expected, missing points noted, and
+Figure 5's kept patches on a tiny random CLIP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from centerclip.clip import CLIP, CLIPConfig
+from centerclip.paper_figures import (figure_points, frames_per_segment_settings, plot_figure3, plot_figure4,
+                                      plot_figure5)
+from centerclip.visualize import kept_patches, patch_mask
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = CLIPConfig(embed_dim=32, image_resolution=64, vision_layers=4, vision_width=64, vision_patch_size=16,
+                  context_length=16, vocab_size=49408, transformer_width=64, transformer_heads=1,
+                  transformer_layers=1)
+
+
+def metrics(r1: float, mem: float, ms: float) -> dict:
+    return {"t2v": {"R1": r1, "R5": 0, "R10": 0, "MdR": 1, "MnR": 1}, "v2t": {"R1": r1 + 2, "R5": 0, "R10": 0,
+            "MdR": 1, "MnR": 1}, "efficiency": {"eval_ms_per_video": 2 * ms, "model_ms_per_video": ms},
+            "train": {"peak_memory_mb": mem}}
+
+
+def written(*paths: Path) -> None:
+    for p in paths:
+        assert p.is_file() and p.stat().st_size > 1000, p
+    png, pdf = paths
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and pdf.read_bytes()[:5] == b"%PDF-"
+    assert not list(png.parent.glob(".*.tmp*"))
+
+
+def all_text(fig) -> str:
+    return " ".join([t.get_text() for t in fig.texts] + [fig._suptitle.get_text() if fig._suptitle else ""])
+
+
+@pytest.fixture(scope="module")
+def experiments() -> dict:
+    return yaml.safe_load((REPO / "config" / "experiments.yaml").read_text(encoding="utf-8"))["experiments"]
+
+
+def test_figure_points_parse_the_experiment_table(experiments):
+    fig3 = figure_points(experiments, "figure3")
+    assert [b for b, _ in fig3] == [0, 2, 4, 6, 8, 10] and dict(fig3)[6] == "lsmdc_b32_km_B6-4-49"
+    assert [k for k, _ in figure_points(experiments, "figure4_lsmdc_K")] == [16, 25, 49, 98]
+    assert 15 in dict(figure_points(experiments, "figure4_activitynet_S"))
+    with pytest.raises(ValueError, match="B = 6"):
+        figure_points({"x": {"rows": {"figure3": "six"}}}, "figure3")
+
+
+def test_figure3(tmp_path):
+    points = [(b, metrics(10 + b, 100 + 20 * b, 1.0)) for b in (2, 4, 6, 8)] + [(0, None), (10, None)]
+    fig = plot_figure3(points, tmp_path / "f3.png", tmp_path / "f3.pdf", "demo")
+    written(tmp_path / "f3.png", tmp_path / "f3.pdf")
+    ax_r, ax_m = fig.axes
+    assert ax_r.get_xlabel() == ax_m.get_xlabel() == "clustering after block B"
+    assert ax_r.get_ylabel() == "R@1 (%)" and "memory" in ax_m.get_ylabel()
+    t2v = ax_r.get_lines()[0]
+    assert list(t2v.get_xdata()) == [2, 4, 6, 8] and list(t2v.get_ydata()) == [12, 14, 16, 18]
+    assert any("B = 6" in str(l.get_label()) for l in ax_r.get_lines())  # paper default marked
+    text = all_text(fig)
+    assert "demo" in text and "without numbers" in text and "B = 0, B = 10" in text
+
+
+def test_figure4(tmp_path):
+    groups = {"lsmdc_K": [(k, metrics(k / 10, k, k / 20)) for k in (16, 25, 49)] + [(98, None)],
+              "lsmdc_S": [(s, metrics(s, 50 * s, s)) for s in (1, 2, 3, 4, 6)],
+              "activitynet_K": [(k, metrics(k / 5, 2 * k, k / 10)) for k in (25, 49, 98)],
+              "activitynet_S": [(s, metrics(s, 10 * s, s)) for s in (6, 10, 12, 15, 20)]}
+    fig = plot_figure4(groups, tmp_path / "f4.png", tmp_path / "f4.pdf", "full")
+    written(tmp_path / "f4.png", tmp_path / "f4.pdf")
+    assert len(fig.axes) == 6
+    assert [ax.get_xlabel() for ax in fig.axes] == ["number of clusters K"] * 3 + ["number of segments S"] * 3
+    ylabels = [ax.get_ylabel() for ax in fig.axes[:3]]
+    assert ylabels[0] == "R@1 (%)" and "memory" in ylabels[1] and "inference time" in ylabels[2]
+    time_k = fig.axes[2].get_lines()[0]  # LSMDC model ms vs K
+    assert list(time_k.get_xdata()) == [16, 25, 49] and list(time_k.get_ydata()) == [0.8, 1.25, 2.45]
+    labels = [str(l.get_label()) for ax in fig.axes for l in ax.get_lines()]
+    assert any("K = 49" in s for s in labels) and any("S = 15" in s for s in labels)
+    assert any("S = 4" in s for s in labels)
+    text = all_text(fig)
+    assert "LSMDC: not run (skipped): K = 98" in text and "demo" not in text
+
+
+@pytest.fixture(scope="module")
+def visual():
+    torch.manual_seed(0)
+    return CLIP(TINY).eval().visual
+
+
+def test_kept_patches_count_and_order(visual):
+    frames = torch.randn(6, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    grid2 = TINY.grid ** 2  # 16 patches per frame
+    for segments, clusters in ((6, 5), (3, 7), (2, 10), (1, 96)):
+        kept = kept_patches(visual, frames, block=2, segments=segments, clusters=clusters)
+        assert len(kept) == segments
+        n = (6 // segments) * grid2
+        for idx in kept:
+            assert idx.dtype == torch.long and len(idx) == min(clusters, n)
+            assert torch.all(idx[1:] > idx[:-1]) and 0 <= int(idx.min()) and int(idx.max()) < n
+    assert kept_patches(visual, frames, 0, 3, 4)[0].shape == (4,)  # clustering on the embeddings
+    with pytest.raises(ValueError, match="segments"):
+        kept_patches(visual, frames, 2, 4, 5)
+    with pytest.raises(ValueError, match="block"):
+        kept_patches(visual, frames, 5, 3, 5)
+
+
+def test_patch_mask():
+    mask = patch_mask(torch.tensor([0, 5, 16 + 15]), frames_per_segment=2, grid=4)
+    assert mask.shape == (2, 4, 4) and mask.sum() == 3
+    assert mask[0, 0, 0] and mask[0, 1, 1] and mask[1, 3, 3]
+
+
+def test_figure5(tmp_path, visual):
+    t = 12
+    rng = np.random.default_rng(0)
+    frames_uint8 = rng.integers(0, 256, size=(t, 64, 64, 3), dtype=np.uint8)
+    frames = torch.from_numpy(frames_uint8).permute(0, 3, 1, 2).float() / 255.0
+    pers = frames_per_segment_settings(t)
+    assert pers == [1, 2, 3, 4]
+    settings = [(per, kept_patches(visual, frames, 2, t // per, 6)) for per in pers]
+    fig = plot_figure5(frames_uint8, settings, grid=4, patch=16, out_png=tmp_path / "f5.png",
+                       out_pdf=tmp_path / "f5.pdf", label="demo")
+    written(tmp_path / "f5.png", tmp_path / "f5.pdf")
+    assert len(fig.axes) == len(pers) * t
+    assert fig.axes[0].get_ylabel().startswith("1 frame/segment") and "S = 12" in fig.axes[0].get_ylabel()
+    assert fig.axes[-1].get_xlabel() == f"frame {t}" and "demo" in all_text(fig)
+    # kept patches keep their pixels, dropped ones are dimmed
+    img = fig.axes[t].get_images()[0].get_array()  # row 2 (2 frames/segment), frame 1
+    mask = patch_mask(settings[1][1][0], 2, 4)[0]
+    r, c = map(int, np.argwhere(mask)[0])
+    assert np.array_equal(img[16 * r:16 * r + 16, 16 * c:16 * c + 16], frames_uint8[0, 16 * r:16 * r + 16,
+                                                                                     16 * c:16 * c + 16])
+    r, c = map(int, np.argwhere(~mask)[0])
+    assert img[16 * r:16 * r + 16, 16 * c:16 * c + 16].max() <= 255 * 0.25 + 1
+
+
+def write_cache(path: Path, video_id: str, frames: np.ndarray) -> None:
+    """A frame cache in FrameCache's layout, written directly (no video decoding)."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.create_dataset("frames", data=frames)
+        f.create_dataset("video_ids", data=np.array([video_id], dtype=object), dtype=h5py.string_dtype())
+        f.create_dataset("offsets", data=np.array([0], dtype=np.int64))
+        f.create_dataset("counts", data=np.array([len(frames)], dtype=np.int64))
+        f.attrs.update({"size": frames.shape[1], "fps": 3.0})
+
+
+def test_figure5_from_checkpoint(tmp_path):
+    from dataclasses import asdict
+
+    from centerclip.model import RetrievalModel, build_clip
+    from centerclip.paper_figures import figure5_from_checkpoint
+    from centerclip.run_config import RunConfig
+
+    rng = np.random.default_rng(3)
+    write_cache(tmp_path / "frames.h5", "video7", rng.integers(0, 256, size=(20, 80, 80, 3), dtype=np.uint8))
+    raw = {"run_id": "lsmdc/x/seed0", "dataset": "lsmdc", "cache": str(tmp_path / "frames.h5"),
+           "manifest": str(tmp_path / "manifest.csv"), "model": {"random": asdict(TINY)},
+           "reduction": {"method": "centerclip", "stages": [{"block": 2, "segments": 3, "clusters": 8}]}}
+    cfg = RunConfig.from_dict(raw)
+    model = RetrievalModel(build_clip(cfg.model), cfg.reduction)
+    torch.save({"run_config": raw, "model": model.state_dict()}, tmp_path / "checkpoint.pt")
+    fig = figure5_from_checkpoint(tmp_path / "checkpoint.pt", tmp_path / "frames.h5", "video7",
+                                  tmp_path / "f5.png", tmp_path / "f5.pdf", "demo", num_frames=6, block=2,
+                                  clusters=8)  # cache frames 80 px are resized to the model's 64
+    written(tmp_path / "f5.png", tmp_path / "f5.pdf")
+    assert len(fig.axes) == 4 * 6 and "video7" in all_text(fig)
+    with pytest.raises(KeyError, match="nope"):
+        figure5_from_checkpoint(tmp_path / "checkpoint.pt", tmp_path / "frames.h5", "nope",
+                                tmp_path / "g.png", tmp_path / "g.pdf", "demo", num_frames=6, block=2)
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a training checkpoint"):
+        figure5_from_checkpoint(tmp_path / "bad.pt", tmp_path / "frames.h5", "video7",
+                                tmp_path / "g.png", tmp_path / "g.pdf", "demo")

@@ -1,0 +1,164 @@
+"""Tables 1-9 rendered from fixture metrics dicts: cells, differences, seeds, cited / not-run rows,
+paper order, and the Markdown / CSV / LaTeX texts."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from centerclip.paper_tables import render_table, rows_by_table
+
+REPO = Path(__file__).resolve().parents[1]
+TABLES = ["table1", "table2", "table3a", "table3b", "table4", "table5", "table6", "table7", "table8", "table9"]
+
+
+@pytest.fixture(scope="module")
+def paper() -> dict:
+    return yaml.safe_load((REPO / "config" / "paper_numbers.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def experiments() -> dict:
+    return yaml.safe_load((REPO / "config" / "experiments.yaml").read_text(encoding="utf-8"))["experiments"]
+
+
+def metrics(r1: float, mem: float = 500.0, ms: float = 4.0, best: float | None = None) -> dict:
+    """A metrics.json as centerclip.evaluate writes it (the fields the tables read)."""
+    m = {"t2v": {"R1": r1, "R5": r1 + 10, "R10": r1 + 20, "MdR": 5.0, "MnR": 12.5},
+         "v2t": {"R1": r1 + 1, "R5": r1 + 11, "R10": r1 + 21, "MdR": 4.0, "MnR": 11.0},
+         "efficiency": {"eval_ms_per_video": ms, "model_ms_per_video": ms / 2, "n_test_videos": 32},
+         "train": {"peak_memory_mb": mem}, "best_epoch_on_test": None}
+    if best is not None:
+        m["best_epoch_on_test"] = {"epoch": 2, "t2v": {"R1": best}, "v2t": {"R1": best}}
+    return m
+
+
+def line(frame: pd.DataFrame, row: str, source: str) -> pd.Series:
+    got = frame[(frame.row == row) & (frame.source == source)]
+    assert len(got) == 1, (row, source, len(got))
+    return got.iloc[0]
+
+
+BASE, KM = "baseline (CLIP4clip (meanP), ViT-B/32)", "CenterCLIP (k-medoids++, B6 - 6, 49)"
+
+
+@pytest.fixture(scope="module")
+def table4(paper, experiments):
+    runs = {"lsmdc_b32_meanP": [metrics(10.0, mem=400, best=14.0), metrics(12.0, mem=420, best=15.0)],
+            "lsmdc_b32_km_B6-6-49": [metrics(11.0, mem=300, ms=3.0)],
+            "lsmdc_b16_meanP": []}
+    return render_table("table4", paper, experiments, runs, "demo",
+                        not_run={"lsmdc_b16_meanP": "LSMDC not provided: place the files listed by "
+                                                    "`snakemake lsmdc_check`"})
+
+
+def test_numbers_land_in_their_cells_with_differences(table4, paper):
+    f = table4.frame
+    ours, theirs, diff = line(f, KM, "ours"), line(f, KM, "paper"), line(f, KM, "diff")
+    assert ours.run_id == "lsmdc_b32_km_B6-6-49" and ours.n_seeds == 1
+    assert (ours.t2v_R1, ours.t2v_R10, ours.v2t_R1, ours.v2t_MnR, ours.MeM, ours.Speed) == (11.0, 31.0, 12.0, 11.0,
+                                                                                             300.0, 3.0)
+    printed = dict(zip(paper["columns"], paper["tables"]["table4"]["rows"][KM]))
+    assert theirs.t2v_R1 == printed["t2v_R1"] == 21.9 and theirs.MeM == 16.4
+    assert diff.t2v_R1 == pytest.approx(11.0 - 21.9) and diff.v2t_MnR == pytest.approx(11.0 - 48.7)
+    assert diff.t2v_MdR == pytest.approx(5.0 - 10.0)
+    assert math.isnan(diff.MeM) and math.isnan(diff.Speed)  # efficiency is never differenced
+    assert "| −10.9 |" in table4.markdown and "| 300 MB |" in table4.markdown and "| 16.4 GB |" in table4.markdown
+
+
+def test_seeds_give_mean_and_std(table4):
+    ours = line(table4.frame, BASE, "ours")
+    assert ours.n_seeds == 2 and ours.t2v_R1 == 11.0
+    assert ours.t2v_R1_std == pytest.approx(math.sqrt(2))
+    assert "11.0 ± 1.4" in table4.markdown and "(2 seeds)" in table4.markdown
+    assert ours.best_epoch_t2v_R1 == 14.5 and "test-selected" in table4.markdown
+
+
+def test_memory_and_speed_ratios_to_the_reference_row(table4):
+    f = table4.frame
+    assert line(f, BASE, "ours").MeM_ratio == pytest.approx(1.0)
+    assert line(f, KM, "ours").MeM_ratio == pytest.approx(300 / 410)
+    assert line(f, KM, "paper").MeM_ratio == pytest.approx(16.4 / 20.8)
+    assert line(f, KM, "ours").Speed_ratio == pytest.approx(3.0 / 4.0)
+
+
+def test_cited_and_not_run_rows(table4):
+    f = table4.frame
+    cited = f[f.row == "MMT [13]"]
+    assert list(cited.source) == ["paper"] and cited.iloc[0].status == "cited"
+    assert re.search(r"\| MMT \[13\] \| paper \(cited\) \|", table4.markdown)
+    b16 = line(f, "baseline (CLIP4clip (meanP), ViT-B/16)", "ours")
+    assert b16.status == "not run" and "lsmdc_check" in b16.note and math.isnan(b16.t2v_R1)
+    assert "not run (LSMDC not provided" in table4.markdown
+    spectral = line(f, "CenterCLIP (spectral, B6 - 6, 49)", "ours")  # no metrics and no reason given
+    assert spectral.status == "not run" and spectral.note
+    assert not len(f[(f.status == "not run") & (f.source == "diff")])
+
+
+def test_rows_in_paper_order_and_demo_header(table4, paper):
+    assert list(dict.fromkeys(table4.frame.row)) == list(paper["tables"]["table4"]["rows"])
+    first = table4.markdown.splitlines()[0]
+    assert first.startswith("# Table 4") and "demo" in first
+    assert "synthetic" in table4.markdown and paper["tables"]["table4"]["caption"] in table4.markdown
+    assert "DEMO" in table4.latex
+
+
+def test_csv_round_trips(table4):
+    back = pd.read_csv(io.StringIO(table4.csv))
+    assert len(back) == len(table4.frame) and back.t2v_R1.notna().sum() == table4.frame.t2v_R1.notna().sum()
+
+
+def test_setting_columns_come_from_the_paper(paper, experiments):
+    r = render_table("table9", paper, experiments, {"anet_b32_meanP": [metrics(30.0)]}, "full")
+    ours, diff = line(r.frame, "lr = 1e-5, epochs = 8", "ours"), line(r.frame, "lr = 1e-5, epochs = 8", "diff")
+    assert (ours.lr, ours.epochs) == (1e-5, 8) and math.isnan(diff.lr) and math.isnan(diff.epochs)
+    assert "demo" not in r.markdown.splitlines()[0]
+    r7 = render_table("table7", paper, experiments, {"anet_b32_km_B6-15-49": [metrics(30.0)]}, "full")
+    assert line(r7.frame, "N_in = 60", "ours").N_in == 60
+
+
+def test_experiment_rows_must_name_paper_rows(paper, experiments):
+    bad = dict(experiments, extra={"dataset": "lsmdc", "rows": {"table4": "CenterCLIP (typo)"}})
+    with pytest.raises(ValueError, match="typo"):
+        render_table("table4", paper, bad, {}, "demo")
+
+
+def latex_ok(latex: str, n_columns: int) -> None:
+    begins = re.findall(r"\\begin\{(\w+\*?)\}", latex)
+    ends = re.findall(r"\\end\{(\w+\*?)\}", latex)
+    assert sorted(begins) == sorted(ends) and begins == ends[::-1]
+    spec = re.search(r"\\begin\{tabular\}\{([lrc]+)\}", latex).group(1)
+    assert len(spec) == n_columns
+    rows = [ln for ln in latex.splitlines() if ln.endswith(r"\\")]
+    assert rows
+    for ln in rows:
+        assert len(re.findall(r"(?<!\\)&", ln)) == n_columns - 1, ln
+        assert ln.count("$") % 2 == 0, ln
+    assert latex.count("{") - latex.count(r"\{") == latex.count("}") - latex.count(r"\}")
+
+
+@pytest.mark.parametrize("table_id", TABLES)
+def test_every_table_renders(paper, experiments, table_id):
+    """Every paper row appears once as a method row; a run for each own row, one missing."""
+    provided = rows_by_table(experiments, table_id)
+    run_ids = list(provided.values())
+    runs = {rid: [metrics(20.0 + i)] for i, rid in enumerate(run_ids[1:])}
+    r = render_table(table_id, paper, experiments, runs, "demo", not_run={run_ids[0]: "held out in this test"})
+    table = paper["tables"][table_id]
+    body = [ln for ln in r.markdown.splitlines() if ln.startswith("| ")][1:]
+    methods = [ln.split(" | ")[0][2:] for ln in body if not ln.startswith("|  |")]
+    assert methods == [n.replace("|", "\\|") for n in table["rows"]]
+    header = [ln for ln in r.markdown.splitlines() if ln.startswith("| ")][0]
+    n_columns = header.count(" | ") + 1
+    assert all(ln.count(" | ") + 1 == n_columns for ln in body)
+    latex_ok(r.latex, n_columns)
+    assert "held out in this test" in r.markdown
+    cited = set(table.get("cited") or [])
+    assert set(r.frame[r.frame.status == "cited"].row) == cited - set(provided)
+    assert len(r.frame[r.frame.source == "diff"]) == len(runs)
