@@ -24,7 +24,7 @@ def _key_path(error: jsonschema.ValidationError) -> str:
 
 
 def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH, source: str = "config") -> None:
-    """Check ``config`` against the JSON schema and cross-references; raise ConfigError naming the key."""
+    """Check ``config`` against the JSON schema; raise ConfigError naming the key."""
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), _key_path(e)))
@@ -38,30 +38,87 @@ def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH, 
                               f"{' (allowed: ' + allowed + ')' if allowed else ''}; check its spelling")
         raise ConfigError(f"{source}: key {_key_path(e)}: {e.message}")
 
-    layers = config["model"].get("random", {}).get("vision_layers")
-    for name, exp in config["experiments"].items():
+
+
+def resolve_config_path(config: dict, key: str) -> Path:
+    """Config paths are relative to the working directory, or to the repository when absent there."""
+    path = Path(config[key])
+    if not path.is_absolute() and not path.exists():
+        path = SCHEMA_PATH.parent.parent / path
+    return path
+
+
+def load_experiments(config: dict) -> tuple[dict, dict]:
+    """Read and check the experiment table named by ``config["experiments"]``.
+
+    Returns (experiments, dataset_defaults), restricted to ``config["only_experiments"]`` when
+    given. Each experiment's dataset and backbone must exist in the config, and its stages must fit
+    the backbone's depth and its frame count.
+    """
+    path = resolve_config_path(config, "experiments")
+    try:
+        table = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"config key experiments: cannot read {path} ({exc.strerror})") from None
+    schema = yaml.safe_load(Path(SCHEMA_PATH).read_text())
+    file_schema = {**schema["$defs"]["experiment_file"], "$defs": schema["$defs"]}
+    errors = sorted(jsonschema.Draft202012Validator(file_schema).iter_errors(table),
+                    key=lambda e: (len(e.absolute_path), _key_path(e)))
+    if errors:
+        raise ConfigError(f"{path}: key {_key_path(errors[0])}: {errors[0].message}")
+    experiments, defaults = table["experiments"], table["dataset_defaults"]
+    only = config.get("only_experiments")
+    if only:
+        unknown = sorted(set(only) - set(experiments))
+        if unknown:
+            raise ConfigError(f"config key only_experiments names {unknown}, which are not in {path}")
+        experiments = {e: experiments[e] for e in only}
+    for name, exp in experiments.items():
+        where = f"{path}: experiments.{name}"
         if exp["dataset"] not in config["datasets"]:
-            raise ConfigError(f"{source}: experiments.{name}.dataset = {exp['dataset']!r} is not under datasets "
+            raise ConfigError(f"{where}.dataset = {exp['dataset']!r} is not under the config's datasets "
                               f"({', '.join(config['datasets'])})")
+        if exp["backbone"] not in config["backbones"]:
+            raise ConfigError(f"{where}.backbone = {exp['backbone']!r} is not under the config's backbones "
+                              f"({', '.join(config['backbones'])})")
+        splits = config["datasets"][exp["dataset"]].get("train_splits")
+        if "train_split" in exp and (not splits or exp["train_split"] not in splits):
+            raise ConfigError(f"{where}.train_split = {exp['train_split']!r} is not in "
+                              f"datasets.{exp['dataset']}.train_splits ({splits})")
+        layers = config["backbones"][exp["backbone"]].get("random", {}).get("vision_layers")
+        frames = exp.get("frames", defaults.get(exp["dataset"], {}).get("frames", config["train"].get("num_frames", 12)))
         for i, stage in enumerate(exp.get("stages", [])):
             if layers is not None and stage["block"] >= layers:
-                raise ConfigError(f"{source}: experiments.{name}.stages[{i}].block = {stage['block']} but the "
-                                  f"model has {layers} vision blocks")
-            frames = exp.get("train", {}).get("num_frames", config["train"].get("num_frames", 12))
+                raise ConfigError(f"{where}.stages[{i}].block = {stage['block']} but the backbone has {layers} blocks")
             if i == 0 and frames % stage["segments"]:
-                raise ConfigError(f"{source}: experiments.{name}.stages[0].segments = {stage['segments']} does not "
-                                  f"divide num_frames = {frames}")
-    for name, table in config["tables"].items():
-        for exp in table["experiments"]:
-            if exp not in config["experiments"]:
-                raise ConfigError(f"{source}: tables.{name}.experiments names {exp!r}, which is not under experiments")
+                raise ConfigError(f"{where}.stages[0].segments = {stage['segments']} does not divide its "
+                                  f"{frames} frames")
+    return experiments, defaults
 
 
-def run_config(config: dict, dataset: str, experiment: str, seed: int) -> dict:
-    """The complete config of one run, as the train and evaluate jobs read it."""
-    exp = config["experiments"][experiment]
+def run_config(config: dict, experiments: dict, dataset_defaults: dict, experiment: str, seed: int | str) -> dict:
+    """The complete config of one run, as the train and evaluate jobs read it.
+
+    Precedence for lr, epochs, frames and context length: the experiment's own value, then the
+    paper's per-dataset default, then the config's train/eval section; then the config's
+    ``scale`` multiplies lr and epochs (demo only).
+    """
+    exp = experiments[experiment]
+    dataset = exp["dataset"]
+    defaults = dataset_defaults.get(dataset, {})
+    scale = config.get("scale", {})
     data = os.path.join(config["data_dir"], dataset)
-    train = {**config["train"], **exp.get("train", {}), "seed": int(seed)}
+    base_train = config["train"]
+    frames = exp.get("frames", defaults.get("frames", base_train.get("num_frames", 12)))
+    context = defaults.get("context_length", base_train.get("context_length", 32))
+    lr = float(exp.get("lr", defaults.get("lr", base_train.get("lr", 5e-6)))) * scale.get("lr", 1.0)
+    epochs = max(1, round(int(exp.get("epochs", defaults.get("epochs", base_train.get("epochs", 5))))
+                          * scale.get("epochs", 1.0)))
+    train = {**base_train, "num_frames": frames, "context_length": context, "lr": lr, "epochs": epochs,
+             "seed": int(seed)}
+    splits = config["datasets"][dataset].get("train_splits")
+    split = exp.get("train_split")
+    manifest = "manifest.csv" if not splits or split in (None, splits[0]) else f"manifest_{split}.csv"
     reduction = {"method": exp["method"]}
     if exp.get("stages"):
         reduction["stages"] = [dict(s) for s in exp["stages"]]
@@ -70,10 +127,11 @@ def run_config(config: dict, dataset: str, experiment: str, seed: int) -> dict:
         "label": config["label"],
         "dataset": dataset,
         "experiment": experiment,
+        "backbone": exp["backbone"],
         "cache": os.path.join(data, "frames.h5"),
-        "manifest": os.path.join(data, "manifest.csv"),
-        "model": dict(config["model"]),
+        "manifest": os.path.join(data, manifest),
+        "model": dict(config["backbones"][exp["backbone"]]),
         "reduction": reduction,
         "train": train,
-        "eval": dict(config["eval"]),
+        "eval": {**config["eval"], "num_frames": frames, "context_length": context},
     }

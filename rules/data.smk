@@ -1,46 +1,77 @@
-# Acquisition: the demo's synthetic twins (the real downloads and user-placed datasets come with issue 4).
+# Acquisition: synthetic twins (demo), data already on disk (`source:`), downloads (MSR-VTT, MSVD,
+# CLIP weights) or user-placed licence-gated files (LSMDC, ActivityNet). Then one manifest per dataset.
 
 
-rule synthesize_msrvtt:
-    """Generate the synthetic MSR-VTT twin (videos + annotations in the real layout)."""
+rule acquire:
+    """Make the dataset's raw files complete (generate / check / download) and mark them ready."""
     output:
-        videos=directory(os.path.join(DATA, "raw", "{dataset}", "MSRVTT", "videos", "all")),
-        data_json=os.path.join(DATA, "raw", "{dataset}", "msrvtt_data", "MSRVTT_data.json"),
-        train_7k=os.path.join(DATA, "raw", "{dataset}", "msrvtt_data", "MSRVTT_train.7k.csv"),
-        train_9k=os.path.join(DATA, "raw", "{dataset}", "msrvtt_data", "MSRVTT_train.9k.csv"),
-        test=os.path.join(DATA, "raw", "{dataset}", "msrvtt_data", "MSRVTT_JSFUSION_test.csv"),
+        os.path.join(DATA, "{dataset}", "raw.ready"),
     params:
-        root=lambda wc: os.path.join(DATA, "raw", wc.dataset),
-        synthetic=lambda wc: config["datasets"][wc.dataset]["synthetic"],
+        mode=lambda wc: acquisition(wc.dataset),
+        dataset=lambda wc: dataset_cfg(wc.dataset),
+        root=lambda wc: raw_dir(wc.dataset),
+        digest_manifest=os.path.join(workflow.basedir, "config", "download_digests.tsv"),
     threads: 2
     resources:
         mem_mb=2000,
-        runtime=30,
+        runtime=24 * 60,
     log:
-        os.path.join(LOGS, "synthesize", "{dataset}.log"),
+        os.path.join(LOGS, "acquire", "{dataset}.log"),
     benchmark:
-        os.path.join(BENCH, "synthesize", "{dataset}.tsv")
+        os.path.join(BENCH, "acquire", "{dataset}.tsv")
     conda:
         ENV
     script:
-        "../workflow_scripts/synthesize_msrvtt.py"
+        "../workflow_scripts/acquire.py"
+
+
+rule download_clip:
+    """Download a pretrained CLIP archive, verified by the sha256 in its URL."""
+    output:
+        os.path.join(DATA, "models", "{name}.pt"),
+    params:
+        source=lambda wc: {"ViT-B-32": "clip_vit_b32", "ViT-B-16": "clip_vit_b16"}[wc.name],
+        root=lambda wc, output: os.path.dirname(output[0]),
+    wildcard_constraints:
+        name="ViT-B-32|ViT-B-16",
+    resources:
+        runtime=60,
+    log:
+        os.path.join(LOGS, "download_clip", "{name}.log"),
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/download_clip.py"
 
 
 rule manifest:
     """Parse the dataset's own annotation files into one manifest (video, split, caption, source)."""
     input:
-        data_json=lambda wc: os.path.join(raw_dir(wc.dataset), "msrvtt_data", "MSRVTT_data.json"),
-        train_7k=lambda wc: os.path.join(raw_dir(wc.dataset), "msrvtt_data", "MSRVTT_train.7k.csv"),
-        train_9k=lambda wc: os.path.join(raw_dir(wc.dataset), "msrvtt_data", "MSRVTT_train.9k.csv"),
-        test=lambda wc: os.path.join(raw_dir(wc.dataset), "msrvtt_data", "MSRVTT_JSFUSION_test.csv"),
+        os.path.join(DATA, "{dataset}", "raw.ready"),
     output:
         os.path.join(DATA, "{dataset}", "manifest.csv"),
     params:
-        video_dir=lambda wc: os.path.join(raw_dir(wc.dataset), "MSRVTT", "videos", "all"),
-        train_split=lambda wc: config["datasets"][wc.dataset].get("train_split", "9k"),
+        format=lambda wc: dataset_cfg(wc.dataset)["format"],
+        root=lambda wc: raw_dir(wc.dataset),
+        options=lambda wc: (
+            {"train_split": dataset_cfg(wc.dataset)["train_splits"][0]}
+            if dataset_cfg(wc.dataset).get("train_splits")
+            else {}
+        ),
     log:
         os.path.join(LOGS, "manifest", "{dataset}.log"),
     conda:
         ENV
     script:
         "../workflow_scripts/manifest.py"
+
+
+use rule manifest as manifest_split with:
+    output:
+        os.path.join(DATA, "{dataset}", "manifest_{split}.csv"),
+    params:
+        format=lambda wc: dataset_cfg(wc.dataset)["format"],
+        root=lambda wc: raw_dir(wc.dataset),
+        options=lambda wc: {"train_split": wc.split},
+    log:
+        os.path.join(LOGS, "manifest", "{dataset}_{split}.log"),

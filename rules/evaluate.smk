@@ -8,7 +8,7 @@ rule evaluate:
         cache=os.path.join(DATA, "{dataset}", "frames.h5"),
     output:
         os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "metrics.json"),
-    threads: workflow.cores
+    threads: config.get("job_threads", 2)
     resources:
         mem_mb=8000,
         runtime=120,
@@ -19,4 +19,4 @@ rule evaluate:
     conda:
         ENV
     shell:
-        "python -m centerclip.evaluate --checkpoint {input.checkpoint} --out {output} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m centerclip.evaluate --checkpoint {input.checkpoint} --out {output} > {log} 2>&1"

@@ -1,25 +1,78 @@
-# Tables and figures: our numbers beside the paper's.
+# Tables 1-9 and Figures 3-5: our numbers beside the paper's, and the Snakemake report.
 
 
 rule table:
-    """Render one table (Markdown + CSV) and its figure from the runs it shows."""
+    """Render one paper table (Markdown, CSV, LaTeX) from exactly the runs it shows."""
     input:
-        metrics=table_inputs,
-        paper=os.path.join(workflow.basedir, "config", "paper_numbers.yaml"),
+        metrics=lambda wc: metrics_inputs(wc.table),
+        paper=PAPER_NUMBERS,
     output:
-        md=os.path.join(RESULTS, "tables", "{table}.md"),
+        md=report(os.path.join(RESULTS, "tables", "{table}.md"), category="Tables", caption="../report/table.rst"),
         csv=os.path.join(RESULTS, "tables", "{table}.csv"),
-        png=os.path.join(RESULTS, "figures", "{table}.png"),
+        tex=os.path.join(RESULTS, "tables", "{table}.tex"),
     params:
-        table=lambda wc: config["tables"][wc.table],
-        experiments=lambda wc: {e: config["experiments"][e] for e in config["tables"][wc.table]["experiments"]},
+        metrics_by_experiment=lambda wc: metrics_by_experiment(wc.table),
+        # only the experiments this table shows: editing another one leaves this table alone
+        experiments=lambda wc: {e: EXPERIMENTS[e] for e in runs_showing(wc.table)},
+        not_run=lambda wc: not_run(runs_showing(wc.table)),
+        parts=lambda wc: TABLE_PARTS[wc.table],
         label=config["label"],
-        metrics_by_experiment=lambda wc: {
-            e: experiment_metrics(e) for e in config["tables"][wc.table]["experiments"]
-        },
     log:
         os.path.join(LOGS, "table", "{table}.log"),
     conda:
         ENV
     script:
         "../workflow_scripts/render_table.py"
+
+
+rule figure3:
+    """Figure 3: R@1 and training memory against the clustering block B (LSMDC)."""
+    input:
+        metrics=metrics_inputs("figure3"),
+    output:
+        png=report(os.path.join(RESULTS, "figures", "figure3.png"), category="Figures", caption="../report/figure.rst"),
+        pdf=os.path.join(RESULTS, "figures", "figure3.pdf"),
+    params:
+        metrics_by_experiment=metrics_by_experiment("figure3"),
+        experiments={e: EXPERIMENTS[e] for e in runs_showing("figure3")},
+        label=config["label"],
+    log:
+        os.path.join(LOGS, "figure", "figure3.log"),
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/render_figure.py"
+
+
+use rule figure3 as figure4 with:
+    input:
+        metrics=metrics_inputs("figure4"),
+    output:
+        png=report(os.path.join(RESULTS, "figures", "figure4.png"), category="Figures", caption="../report/figure.rst"),
+        pdf=os.path.join(RESULTS, "figures", "figure4.pdf"),
+    params:
+        metrics_by_experiment=metrics_by_experiment("figure4"),
+        experiments={e: EXPERIMENTS[e] for e in runs_showing("figure4")},
+        label=config["label"],
+    log:
+        os.path.join(LOGS, "figure", "figure4.log"),
+
+
+rule figure5:
+    """Figure 5: the patches of the kept centre tokens for 1, 2, 3 and 4 frames per segment."""
+    input:
+        checkpoint=os.path.join(RESULTS, "runs", "msrvtt", "msrvtt9k_b32_km_B6-4-49", "seed{}".format(config["seeds"][0]),
+                                "checkpoint.pt"),
+        cache=os.path.join(DATA, "msrvtt", "frames.h5"),
+        manifest=os.path.join(DATA, "msrvtt", "manifest.csv"),
+    output:
+        png=report(os.path.join(RESULTS, "figures", "figure5.png"), category="Figures", caption="../report/figure.rst"),
+        pdf=os.path.join(RESULTS, "figures", "figure5.pdf"),
+    params:
+        label=config["label"],
+    log:
+        os.path.join(LOGS, "figure", "figure5.log"),
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/render_figure5.py"

@@ -1,12 +1,16 @@
 # One training job per (dataset, experiment, seed).
 
 
+localrules:
+    run_config,
+
+
 rule run_config:
     """Write the run's complete config; it changes only when the experiment's settings do."""
     output:
         os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "run.yaml"),
     params:
-        run=lambda wc: run_config(config, wc.dataset, wc.experiment, wc.seed),
+        run=lambda wc: run_config(config, EXPERIMENTS, DATASET_DEFAULTS, wc.experiment, wc.seed),
     log:
         os.path.join(LOGS, "run_config", "{dataset}", "{experiment}", "seed{seed}.log"),
     conda:
@@ -20,20 +24,16 @@ rule train:
     input:
         run=os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "run.yaml"),
         cache=os.path.join(DATA, "{dataset}", "frames.h5"),
-        manifest=os.path.join(DATA, "{dataset}", "manifest.csv"),
+        manifest=lambda wc: manifest_path(wc.dataset, EXPERIMENTS[wc.experiment].get("train_split")),
+        backbone=backbone_inputs,
     output:
         checkpoint=os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "checkpoint.pt"),
         summary=os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "train_summary.json"),
     params:
         out_dir=lambda wc: run_dir(wc.dataset, wc.experiment, wc.seed),
-        # one process per GPU (torchrun picks a free port with --standalone); one process otherwise
-        launcher=lambda wc, resources: (
-            f"python -m torch.distributed.run --standalone --nproc_per_node={int(resources.get('gpu', 0))}"
-            if int(resources.get("gpu", 0) or 0) > 1
-            else "python"
-        ),
-    threads: workflow.cores
+    threads: config.get("job_threads", 2)
     resources:
+        gpu=0,
         mem_mb=8000,
         runtime=24 * 60,
     log:
@@ -43,4 +43,9 @@ rule train:
     conda:
         ENV
     shell:
-        "{params.launcher} -m centerclip.train --run-config {input.run} --out-dir {params.out_dir} > {log} 2>&1"
+        # one process per GPU (torchrun's --standalone picks a free port), else one process; not a param,
+        # so a different GPU count does not count as a changed run
+        "if [ {resources.gpu} -gt 1 ]; then launch='python -m torch.distributed.run --standalone"
+        " --nproc_per_node={resources.gpu}'; else launch=python; fi; "
+        "OMP_NUM_THREADS={threads} $launch -m centerclip.train --run-config {input.run} --out-dir {params.out_dir}"
+        " > {log} 2>&1"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from centerclip.workflow_config import ConfigError, run_config, validate_config
+from centerclip.workflow_config import ConfigError, load_experiments, run_config, validate_config
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
@@ -21,16 +21,15 @@ def demo_config():
 
 def test_demo_config_is_valid(demo_config):
     validate_config(demo_config)
+    experiments, defaults = load_experiments(demo_config)
+    assert len(experiments) == 68 and defaults["activitynet"]["frames"] == 60
 
 
 @pytest.mark.parametrize("mutate,message", [
     (lambda c: c["train"].__setitem__("epochz", 3), r"unknown key \['epochz'\] under train"),
-    (lambda c: c["train"].__setitem__("epochs", "three"), r"key train.epochs: 'three' is not of type 'integer'"),
-    (lambda c: c["experiments"]["baseline"].__setitem__("method", "meanp"), r"experiments.baseline.method"),
-    (lambda c: c["experiments"]["baseline"].__setitem__("dataset", "msvd"), r"experiments.baseline.dataset"),
-    (lambda c: c["tables"]["demo_msrvtt"]["experiments"].append("nope"), r"tables.demo_msrvtt.experiments"),
-    (lambda c: c["experiments"]["kmedoids_B6-4-49"]["stages"][0].__setitem__("segments", 5), r"divide num_frames"),
-    (lambda c: c["experiments"]["kmedoids_B6-4-49"]["stages"][0].__setitem__("block", 12), r"vision blocks"),
+    (lambda c: c["train"].__setitem__("batch_size", "eight"), r"key train.batch_size: 'eight' is not of type 'integer'"),
+    (lambda c: c["datasets"]["msrvtt"].__setitem__("format", "msrvt"), r"key datasets.msrvtt.format"),
+    (lambda c: c["preprocess"].__setitem__("fps", -3), r"key preprocess.fps"),
 ])
 def test_config_errors_name_the_key(demo_config, mutate, message):
     bad = copy.deepcopy(demo_config)
@@ -39,12 +38,39 @@ def test_config_errors_name_the_key(demo_config, mutate, message):
         validate_config(bad)
 
 
-def test_run_config_merges_experiment_overrides(demo_config):
+@pytest.mark.parametrize("mutate,message", [
+    (lambda c, e: c["backbones"].pop("ViT-B/16"), r"backbone = 'ViT-B/16' is not under the config's backbones"),
+    (lambda c, e: c["datasets"].pop("lsmdc"), r"dataset = 'lsmdc' is not under the config's datasets"),
+    (lambda c, e: e["experiments"]["msvd_b32_meanP"].__setitem__("method", "meanp"),
+     r"key experiments.msvd_b32_meanP.method"),
+    (lambda c, e: e["experiments"]["msvd_b32_km_B6-4-49"]["stages"][0].__setitem__("segments", 5), r"does not divide"),
+    (lambda c, e: e["experiments"]["msvd_b32_km_B6-4-49"]["stages"][0].__setitem__("block", 12), r"12 blocks"),
+    (lambda c, e: c.__setitem__("only_experiments", ["nope"]), r"only_experiments names \['nope'\]"),
+])
+def test_experiment_table_errors_name_file_and_key(demo_config, tmp_path, mutate, message):
     cfg = copy.deepcopy(demo_config)
-    cfg["experiments"]["baseline"]["train"] = {"lr": 1e-5}
-    rc = run_config(cfg, "msrvtt", "baseline", 7)
-    assert rc["train"]["lr"] == 1e-5 and rc["train"]["seed"] == 7 and rc["train"]["epochs"] == cfg["train"]["epochs"]
-    assert rc["cache"].endswith("msrvtt/frames.h5") and rc["reduction"] == {"method": "meanP"}
+    table = yaml.safe_load((REPO / "config" / "experiments.yaml").read_text())
+    mutate(cfg, table)
+    (tmp_path / "experiments.yaml").write_text(yaml.safe_dump(table))
+    cfg["experiments"] = str(tmp_path / "experiments.yaml")
+    with pytest.raises(ConfigError, match=message):
+        load_experiments(cfg)
+
+
+def test_run_config_precedence_and_demo_scaling(demo_config):
+    experiments, defaults = load_experiments(demo_config)
+    rc = run_config(demo_config, experiments, defaults, "anet_b32_meanP_lr5e-6_e5", 7)
+    assert rc["train"]["lr"] == pytest.approx(5e-6 * 200) and rc["train"]["epochs"] == 1  # 5 x 0.2
+    assert rc["train"]["num_frames"] == rc["eval"]["num_frames"] == 60 and rc["train"]["context_length"] == 77
+    assert rc["train"]["seed"] == 7 and rc["reduction"] == {"method": "meanP"}
+    rc = run_config(demo_config, experiments, defaults, "anet_b32_km_B6-15-49_N30", 42)
+    assert rc["train"]["num_frames"] == 30 and rc["train"]["epochs"] == 2  # 8 x 0.2 rounded
+    rc = run_config(demo_config, experiments, defaults, "msrvtt7k_b32_meanP", 42)
+    assert rc["manifest"].endswith("msrvtt/manifest_7k.csv")
+    assert run_config(demo_config, experiments, defaults, "msrvtt9k_b32_meanP", 42)["manifest"].endswith(
+        "msrvtt/manifest.csv")
+    rc = run_config(demo_config, experiments, defaults, "msvd_b16_km_B6-4-160", 42)
+    assert rc["model"]["random"]["vision_patch_size"] == 16 and rc["reduction"]["stages"][0]["clusters"] == 160
 
 
 def snakemake(args, cwd, env, check=True):
@@ -54,15 +80,30 @@ def snakemake(args, cwd, env, check=True):
     return proc
 
 
-def test_dry_run_lists_the_demo_jobs(tmp_path, venv_env):
-    out = snakemake(["-n", "--cores", "1", "-d", str(tmp_path), "--configfile", str(REPO / "config/config.yaml")],
-                    REPO, venv_env).stdout
+def dry_run_jobs(out: str) -> dict[str, int]:
     jobs = {}
     for line in out.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             jobs[parts[0]] = int(parts[1])
-    assert jobs["train"] == 2 and jobs["evaluate"] == 2 and jobs["compress_shard"] == 2 and jobs["table"] == 1
+    return jobs
+
+
+def test_dry_run_lists_the_demo_jobs(tmp_path, venv_env):
+    out = snakemake(["-n", "--cores", "1", "-d", str(tmp_path), "--configfile", str(REPO / "config/config.yaml")],
+                    REPO, venv_env).stdout
+    jobs = dry_run_jobs(out)
+    assert jobs["train"] == jobs["evaluate"] == 68 and jobs["table"] == 9
+    assert jobs["acquire"] == 4 and jobs["frame_cache"] == 4 and jobs["manifest_split"] == 1
+    assert jobs["figure3"] == jobs["figure4"] == jobs["figure5"] == 1
+
+
+@pytest.mark.parametrize("table,trains", [("table1", 7), ("table3", 14), ("table6", 3), ("table8", 4), ("table9", 3)])
+def test_one_table_builds_only_its_runs(tmp_path, venv_env, table, trains):
+    # targets before --configfile, which takes several values
+    out = snakemake([f"results/tables/{table}.md", "-n", "--cores", "1", "-d", str(tmp_path),
+                     "--configfile", str(REPO / "config/config.yaml")], REPO, venv_env).stdout
+    assert dry_run_jobs(out)["train"] == trains
 
 
 def test_lint_is_clean(venv_env):
@@ -81,28 +122,40 @@ def test_misspelt_config_key_stops_with_its_name(tmp_path, demo_config, venv_env
     assert "unknown key ['fsp'] under preprocess" in proc.stdout + proc.stderr
 
 
-@pytest.mark.slow
-def test_demo_end_to_end_tiny(tmp_path, demo_config, venv_env):
-    """The whole demo pipeline, shrunk: videos -> ffmpeg -> HDF5 -> 2 trainings -> metrics -> table + figure."""
+TINY_RUNS = ["msrvtt9k_b32_meanP", "msrvtt9k_b32_km_B6-4-49", "msrvtt7k_b32_meanP"]
+
+
+def tiny_config(demo_config):
     cfg = copy.deepcopy(demo_config)
     cfg["datasets"]["msrvtt"]["synthetic"].update(n_train=12, n_test=6)
-    cfg["train"].update(epochs=1, batch_size=4)
-    cfg["model"]["random"]["vision_layers"] = 7
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    cfg["only_experiments"] = TINY_RUNS
+    cfg["train"].update(batch_size=4)
+    return cfg
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_tiny(tmp_path, demo_config, venv_env):
+    """The demo pipeline, shrunk to three runs: videos -> ffmpeg -> HDF5 -> trainings -> metrics ->
+    all nine tables (unrun rows marked) and the three figures."""
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_config(demo_config)))
     snakemake(["--cores", "2", "-d", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")], REPO, venv_env)
 
-    table = (tmp_path / "results/tables/demo_msrvtt.md").read_text()
-    assert "Demo numbers" in table and table.count("ours (n=1)") == 2 and table.count("| paper |") == 2
-    csv = (tmp_path / "results/tables/demo_msrvtt.csv").read_text()
+    table = (tmp_path / "results/tables/table3.md").read_text()
+    assert "demo" in table.lower() and "not run" in table
+    csv = (tmp_path / "results/tables/table3.csv").read_text()
     assert "baseline (CLIP4clip (meanP), ViT-B/32)" in csv
-    png = tmp_path / "results/figures/demo_msrvtt.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for n in range(1, 10):
+        tex = (tmp_path / f"results/tables/table{n}.tex").read_text()
+        assert tex.count("\\begin{tabular}") == (2 if n == 3 else 1)  # Table 3 = sub-tables (a) 7K, (b) 9K
+    for fig in ("figure3", "figure4", "figure5"):
+        assert (tmp_path / f"results/figures/{fig}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (tmp_path / f"results/figures/{fig}.pdf").read_bytes()[:4] == b"%PDF"
     assert (tmp_path / "data/demo/msrvtt/bad_videos.tsv").read_text().startswith("video_id\tsplit")
-    for exp in ("baseline", "kmedoids_B6-4-49"):
+    assert (tmp_path / "data/demo/msrvtt/manifest_7k.csv").exists()
+    for exp in TINY_RUNS:
         run = tmp_path / "results/runs/msrvtt" / exp / "seed42"
         assert (run / "metrics.json").exists() and (run / "checkpoint.pt").exists()
-    # every job left a log; a second run has nothing to do
-    assert len(list((tmp_path / "results/logs").rglob("*.log"))) == 12  # every job but `all`
+    assert not (tmp_path / "data/demo/lsmdc").exists()  # nothing built that no target needs
     again = snakemake(["-n", "--cores", "1", "-d", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")],
                       REPO, venv_env).stdout
     assert "Nothing to be done" in again

@@ -1,9 +1,16 @@
-"""Rule run_config: write the run's complete config (run.yaml) for the train and evaluate jobs."""
+"""Rule run_config: write the run's complete config (run.yaml) for the train and evaluate jobs.
 
-from _log import redirect_to_log
+Deliberately imports nothing heavy: it runs once per experiment (dozens of times in the demo).
+"""
 
-redirect_to_log(snakemake)  # noqa: F821 - injected by Snakemake
+import os
 
-from centerclip.run_config import write_yaml_atomic  # noqa: E402
+import yaml
 
-write_yaml_atomic(dict(snakemake.params.run), snakemake.output[0])  # noqa: F821
+sm = snakemake  # noqa: F821 - injected by Snakemake
+tmp = sm.output[0] + ".tmp"
+with open(tmp, "w") as f:
+    yaml.safe_dump(dict(sm.params.run), f, sort_keys=False)
+os.replace(tmp, sm.output[0])
+with open(sm.log[0], "w") as log:
+    log.write(f"wrote {sm.output[0]}\n")
