@@ -1,0 +1,132 @@
+"""Targeted reruns after a complete (shrunk) demo run: nothing expensive reruns by accident.
+
+The workflow (Snakefile, rules, scripts, config, profiles/default, README) and the `centerclip` package
+are copied into a temp dir, so the checks can edit them; the package copy comes first on PYTHONPATH.
+No --rerun-triggers on the command line: the setting must come from profiles/default (the workflow
+profile), which the README's local commands and `--profile cluster` both read.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+RUNS = ["msrvtt9k_b32_meanP", "msrvtt9k_b32_km_B6-4-49"]
+
+
+def tiny_config():
+    """The demo config restricted to two MSR-VTT runs on a tiny twin (also used by test_slurm.py)."""
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg["datasets"]["msrvtt"]["synthetic"].update(n_train=8, n_test=4, captions_per_video=1)
+    cfg["only_experiments"] = RUNS
+    cfg["train"].update(batch_size=4)
+    return cfg
+
+
+class Workflow:
+    def __init__(self, root):
+        self.wf = root / "wf"
+        self.work = root / "work"
+        self.work.mkdir()
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        for name in ("rules", "workflow_scripts", "config", "profiles", "centerclip", "report"):
+            shutil.copytree(REPO / name, self.wf / name, ignore=ignore)
+        for name in ("Snakefile", "README.md", "environment.yml"):
+            shutil.copy2(REPO / name, self.wf / name)
+        self.config = self.work / "config.yaml"
+        self.config.write_text(yaml.safe_dump(tiny_config()))
+        self.env = dict(os.environ)
+        self.env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + self.env.get("PATH", "")
+        self.env["PYTHONPATH"] = str(self.wf) + os.pathsep + self.env.get("PYTHONPATH", "")
+
+    def run(self, *args, configfile=None):
+        cmd = [sys.executable, "-m", "snakemake", "-s", str(self.wf / "Snakefile"), "-d", str(self.work),
+               *args, "--configfile", str(configfile or self.config)]
+        proc = subprocess.run(cmd, cwd=self.work, env=self.env, capture_output=True, text=True, timeout=900)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{out[-4000:]}"
+        return out
+
+    def planned(self, *args, configfile=None):
+        """Dry run: {rule: count} of the jobs Snakemake would run, and the full output."""
+        out = self.run("-n", "--cores", "1", *args, configfile=configfile)
+        jobs = {}
+        if "Job stats:" in out:  # the table: header, dashes, one line per rule, total
+            for line in out.split("Job stats:", 1)[1].splitlines()[3:]:
+                rule, count = line.split()
+                if rule == "total":
+                    break
+                jobs[rule] = int(count)
+        return jobs, out
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    """One complete shrunk demo run (both experiments, table and figure), shared by the checks."""
+    wf = Workflow(tmp_path_factory.mktemp("reruns"))
+    out = wf.run("--cores", "2")
+    assert "profiles/default" in out  # the workflow profile was read
+    assert wf.planned()[0] == {}, "a complete run must leave nothing to do"
+    return wf
+
+
+def run_files(wf):
+    return sorted((wf.work / "results" / "runs").rglob("*"))
+
+
+def mtimes(paths):
+    return {p: p.stat().st_mtime_ns for p in paths if p.is_file()}
+
+
+def test_editing_scripts_readme_or_table_code_reruns_nothing(done):
+    edited = [done.wf / "workflow_scripts" / "write_run_config.py", done.wf / "workflow_scripts" / "render_table.py",
+              done.wf / "README.md", done.wf / "centerclip" / "paper_tables.py"]
+    originals = {p: p.read_text() for p in edited}
+    try:
+        for p in edited:
+            p.write_text(originals[p] + "\n# edited after the run\n")  # new content and a newer mtime
+        jobs, out = done.planned()
+        assert jobs == {}, f"editing code must not rerun anything:\n{out[-3000:]}"
+        # without the workflow profile (Snakemake's default triggers include `code`), the same edit
+        # rewrites run.yaml and so retrains: the profile is what keeps GPU work safe
+        jobs, _ = done.planned("--workflow-profile", "none")
+        assert jobs.get("run_config") == 2 and jobs.get("train") == 2
+    finally:
+        for p, text in originals.items():
+            p.write_text(text)
+
+
+def test_changing_one_experiment_reruns_exactly_that_experiment(done):
+    table = done.wf / "config" / "experiments.yaml"
+    original = table.read_text()
+    try:
+        experiments = yaml.safe_load(original)
+        experiments["experiments"]["msrvtt9k_b32_meanP"]["lr"] = 1.0e-5
+        table.write_text(yaml.safe_dump(experiments, sort_keys=False))
+        jobs, out = done.planned()
+    finally:
+        table.write_text(original)
+    # its run, and the one table that shows it (Table 3); no other run, table or figure
+    assert jobs == {"run_config": 1, "train": 1, "evaluate": 1, "table": 1, "all": 1}, out[-3000:]
+    assert set(re.findall(r"experiment=([A-Za-z0-9_.-]+)", out)) == {"msrvtt9k_b32_meanP"}, out[-3000:]
+    assert set(re.findall(r"table=(table\d)", out)) == {"table3"}, out[-3000:]
+
+
+def test_deleting_a_table_rerenders_only_that_table(done):
+    md = done.work / "results" / "tables" / "table3.md"
+    runs_before = mtimes(run_files(done))
+    md.unlink()
+    jobs, out = done.planned()
+    assert jobs == {"table": 1, "all": 1}, out[-3000:]
+    done.run("--cores", "2")
+    assert md.exists() and "demo" in md.read_text().lower()
+    assert mtimes(run_files(done)) == runs_before  # no run was touched
