@@ -10,7 +10,7 @@ TORCH_PIN := torch==2.13.0
 # jobs run `python -m centerclip...`: the venv's python must come first
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test setup ffmpeg clean-demo lint
+.PHONY: demo test setup ffmpeg clean-demo lint cluster-setup
 
 demo: setup ffmpeg
 	$(BIN)/snakemake --cores $(CORES)
@@ -44,6 +44,22 @@ ffmpeg:
 	else \
 		echo "ffmpeg: using the imageio-ffmpeg static binary: $$($(BIN)/python -c 'import imageio_ffmpeg as i; print(i.get_ffmpeg_exe())')"; \
 	fi
+
+# A second venv with the SLURM executor plugin (the `[cluster]` extra), used by tests/test_slurm.py.
+# Kept apart from .venv: the plugin runs `scontrol show config` (10 s timeout) when it is imported, so
+# with it installed every snakemake start on a machine with the slurm client but no reachable
+# controller can wait up to ~10 s.
+CLUSTER_VENV := .venv-cluster
+CLUSTER_STAMP := $(CLUSTER_VENV)/.installed
+
+cluster-setup: $(CLUSTER_STAMP)
+
+$(CLUSTER_STAMP): pyproject.toml
+	test -x $(CLUSTER_VENV)/bin/python || $(PYTHON) -m venv $(CLUSTER_VENV)
+	echo '*' > $(CLUSTER_VENV)/.gitignore
+	$(CLUSTER_VENV)/bin/python -m pip install --quiet "$(TORCH_PIN)"
+	$(CLUSTER_VENV)/bin/python -m pip install --quiet -e ".[cluster,test]" "$(TORCH_PIN)"
+	touch $(CLUSTER_STAMP)
 
 lint: setup
 	$(BIN)/snakemake --lint
