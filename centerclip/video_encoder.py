@@ -49,11 +49,19 @@ class TokenReduction:
 
     method: str = "meanP"
     stages: tuple[ClusterStage, ...] = field(default_factory=tuple)
+    # Which segments count in the segment-level mean. "any": a segment holding at least one real
+    # (not padded) frame. "last": the original code's rule, valid only when its last frame is real;
+    # it drops segments that hold real frames and, with S = 1 on a video shorter than T frames,
+    # leaves no valid segment at all (a 0/0 feature). Padded frames repeat the last real one, so
+    # keeping such a segment adds no made-up content.
+    segment_valid: str = "any"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose from {METHODS}")
         object.__setattr__(self, "stages", tuple(sorted(self.stages, key=lambda s: s.block)))
+        if self.segment_valid not in ("any", "last"):
+            raise ValueError(f"segment_valid must be 'any' or 'last', got {self.segment_valid!r}")
         needs_stage = self.method in ("centerclip", "pooling", "sparse")
         if needs_stage and not self.stages:
             raise ValueError(f"method {self.method!r} needs at least one stage (block, segments, clusters)")
@@ -62,7 +70,8 @@ class TokenReduction:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TokenReduction":
-        return cls(d.get("method", "meanP"), tuple(ClusterStage(**s) for s in d.get("stages", ())))
+        return cls(d.get("method", "meanP"), tuple(ClusterStage(**s) for s in d.get("stages", ())),
+                   d.get("segment_valid", "any"))
 
 
 def _select_tokens(tokens: Tensor, stage: ClusterStage, method: str, training: bool) -> Tensor:
@@ -87,8 +96,8 @@ def _select_tokens(tokens: Tensor, stage: ClusterStage, method: str, training: b
     return tokens.gather(1, keep.unsqueeze(-1).expand(-1, -1, w))
 
 
-def reduce_tokens(x: Tensor, seg_mask: Tensor, stage: ClusterStage, method: str, training: bool
-                  ) -> tuple[Tensor, Tensor]:
+def reduce_tokens(x: Tensor, seg_mask: Tensor, stage: ClusterStage, method: str, training: bool,
+                  segment_valid: str = "any") -> tuple[Tensor, Tensor]:
     """Apply one stage. ``x`` [B·G, 1+n, W] (G sequences per video), ``seg_mask`` bool [B, G].
 
     Returns x [B·S, 1+K, W] and the segment mask [B, S] (a segment is valid when its last
@@ -106,7 +115,8 @@ def reduce_tokens(x: Tensor, seg_mask: Tensor, stage: ClusterStage, method: str,
         kept = x[:, :, :, 1:].mean(dim=2).reshape(b * s, length - 1, w)
     else:
         kept = _select_tokens(x[:, :, :, 1:].reshape(b * s, per * (length - 1), w), stage, method, training)
-    return torch.cat([cls, kept], dim=1), seg_mask.view(b, s, per)[..., -1]
+    parts = seg_mask.view(b, s, per)
+    return torch.cat([cls, kept], dim=1), parts.any(dim=-1) if segment_valid == "any" else parts[..., -1]
 
 
 def temporal_shift(x: Tensor, frames: int, tokens: slice, fold_div: int = 8) -> Tensor:
@@ -153,7 +163,8 @@ def encode_segments(visual: torch.nn.Module, video: Tensor, mask: Tensor, reduct
     seg_mask = mask.bool()
     for i, block in enumerate(blocks):
         while stages and stages[0].block == i:
-            x, seg_mask = reduce_tokens(x, seg_mask, stages.pop(0), reduction.method, training)
+            x, seg_mask = reduce_tokens(x, seg_mask, stages.pop(0), reduction.method, training,
+                                        reduction.segment_valid)
         if reduction.method in ("token_shift", "temporal_shift"):
             x = _shifted_block(block, x, t, reduction.method)
         else:

@@ -122,6 +122,8 @@ def run_config(config: dict, experiments: dict, dataset_defaults: dict, experime
     reduction = {"method": exp["method"]}
     if exp.get("stages"):
         reduction["stages"] = [dict(s) for s in exp["stages"]]
+    if "segment_valid" in exp:
+        reduction["segment_valid"] = exp["segment_valid"]
     return {
         "run_id": f"{dataset}/{experiment}/seed{seed}",
         "label": config["label"],

@@ -63,13 +63,22 @@ def test_kept_tokens_are_medoids_in_ascending_order_and_cls_is_mean():
     stage = ClusterStage(block=0, segments=2, clusters=5)
     out, new_mask = reduce_tokens(x, seg_mask, stage, "centerclip", training=False)
     assert out.shape == (b * 2, 1 + 5, w)
-    assert new_mask.tolist() == [[True, True], [True, False]]  # valid when its last frame is
+    assert new_mask.tolist() == [[True, True], [True, True]]  # a segment with a real frame counts
+    _, original = reduce_tokens(x, seg_mask, stage, "centerclip", training=False, segment_valid="last")
+    assert original.tolist() == [[True, True], [True, False]]  # the original: only when its last frame is real
     segs = x.view(b, 2, 2, 1 + n, w)
     torch.testing.assert_close(out[:, 0], segs[:, :, :, 0].mean(2).reshape(-1, w))
     tokens = segs[:, :, :, 1:].reshape(b * 2, 2 * n, w)  # frame-major, raster order
     medoids = kmedoids(tokens, 5).medoids
     assert (medoids.diff(dim=1) > 0).all()
     torch.testing.assert_close(out[:, 1:], tokens.gather(1, medoids.unsqueeze(-1).expand(-1, -1, w)))
+
+
+def test_one_segment_on_a_short_video_is_finite(clip):
+    video, mask = video_batch(t=4)
+    mask[0, 1:] = False  # one real frame, three padded
+    red = TokenReduction("centerclip", (ClusterStage(1, 1, 8),))
+    assert torch.isfinite(encode(clip, red, video, mask)).all()
 
 
 def test_two_stages_and_token_counts(clip):
