@@ -5,7 +5,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The demo config unless one is given: `--configfile config/paper.yaml` must replace it, not be
+# merged into it (a merge would carry the demo's synthetic datasets into the paper run).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
