@@ -156,6 +156,10 @@ def test_demo_end_to_end_tiny(tmp_path, demo_config, venv_env):
         run = tmp_path / "results/runs/msrvtt" / exp / "seed42"
         assert (run / "metrics.json").exists() and (run / "checkpoint.pt").exists()
     assert not (tmp_path / "data/demo/lsmdc").exists()  # nothing built that no target needs
+    snakemake(["--report", str(tmp_path / "report.html"), "-d", str(tmp_path), "--configfile",
+               str(tmp_path / "config.yaml")], REPO, venv_env)
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    assert "table3.md" in html and "figure5.png" in html
     again = snakemake(["-n", "--cores", "1", "-d", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")],
                       REPO, venv_env).stdout
     assert "Nothing to be done" in again
