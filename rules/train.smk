@@ -27,7 +27,11 @@ rule train:
         manifest=lambda wc: manifest_path(wc.dataset, EXPERIMENTS[wc.experiment].get("train_split")),
         backbone=backbone_inputs,
     output:
-        checkpoint=os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "checkpoint.pt"),
+        # protected (read-only once written): days of GPU work are not overwritten by accident; to
+        # retrain on purpose, delete the checkpoint (or `chmod u+w` it) and rerun
+        checkpoint=protected(
+            os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "checkpoint.pt")
+        ),
         summary=os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "train_summary.json"),
     params:
         out_dir=lambda wc: run_dir(wc.dataset, wc.experiment, wc.seed),
