@@ -39,6 +39,7 @@ from centerclip import clustering as C  # noqa: E402
 from centerclip import clustering_reference as R  # noqa: E402
 
 SECTION = "## Clustering kernels"
+RECORDS: list[dict] = []  # the rows of the last run(), for --json / run_all.py
 
 # name, rows, tokens, width, K, frames per segment, default reference rows
 FULL_SHAPES = [
@@ -70,7 +71,9 @@ def _measure(fn, device: torch.device, min_run_time: float) -> tuple[float, floa
     """(median, min) seconds per call over ``blocked_autorange`` blocks, after a warm-up."""
     fn()  # warm-up (allocator, kernels)
     _sync(device)
-    t = tbench.Timer(stmt="fn(); sync()", globals={"fn": fn, "sync": lambda: _sync(device)})
+    # Timer runs its statement with num_threads=1 unless told otherwise: pass the process's count
+    t = tbench.Timer(stmt="fn(); sync()", globals={"fn": fn, "sync": lambda: _sync(device)},
+                     num_threads=torch.get_num_threads())
     m = t.blocked_autorange(min_run_time=min_run_time)
     return m.median, min(m.times)
 
@@ -117,6 +120,11 @@ def run(args: argparse.Namespace) -> str:
             f"{_fmt(t_spec_knn)}: {_ratio(t_spec_knn, t_kmed)} (knn={knn}) | identical |"
         )
         print(rows_md[-1], flush=True)
+        RECORDS.append(dict(shape=name, rows=b, tokens=n, width=d, k=k, knn=knn, ref_rows=ref_rows,
+                            kmedoids_s=t_kmed, reference_s=(t_ref[0] * scale, t_ref[1] * scale),
+                            loop_over_batched=t_ref[0] * scale / t_kmed[0], spectral_dense_s=t_spec,
+                            spectral_knn_s=t_spec_knn, spectral_dense_over_kmedoids=t_spec[0] / t_kmed[0],
+                            spectral_knn_over_kmedoids=t_spec_knn[0] / t_kmed[0], identical=bool(same)))
 
     cmd = "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])
     dev_desc = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_model()
@@ -124,7 +132,7 @@ def run(args: argparse.Namespace) -> str:
         f"### {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} — device `{device.type}` ({dev_desc})",
         "",
         f"torch `{torch.__version__}`, CPU `{_cpu_model()}` ({_nproc()} logical cores), "
-        f"`torch.get_num_threads()` = {torch.get_num_threads()}; command: `{cmd}`; "
+        f"`torch.get_num_threads()` = {torch.get_num_threads()}; commit `{_commit()}`; command: `{cmd}`; "
         f"load average (1 min) at start / end: {load_start} / {_loadavg()} (shared machine: other "
         "jobs compete for the cores, so absolute times vary run to run)",
         "",
@@ -142,6 +150,13 @@ def _loadavg() -> str:
         return Path("/proc/loadavg").read_text().split()[0]
     except OSError:
         return "n/a"
+
+
+def _commit() -> str:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import common
+
+    return common.git_commit()
 
 
 def _nproc() -> int:
@@ -173,7 +188,7 @@ def append_to_readme(block: str, readme: Path) -> None:
     readme.write_text(text)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> str:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--quick", action="store_true", help="small shapes (CI smoke run)")
@@ -181,14 +196,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ref-rows", type=int, default=0, help="rows timed for the reference loop (0: per-shape default)")
     p.add_argument("--min-run-time", type=float, default=2.0, help="seconds per blocked_autorange")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default="", help="also write the rows as JSON here")
     p.add_argument("--no-readme", action="store_true", help="print only, do not append to bench/README.md")
     args = p.parse_args(argv)
+    RECORDS.clear()
     block = run(args)
     print()
     print(block)
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(dict(rows=RECORDS, markdown=block), indent=1))
     if not args.no_readme:
         append_to_readme(block, ROOT / "bench" / "README.md")
         print(f"appended to {ROOT / 'bench' / 'README.md'}")
+    return block
 
 
 if __name__ == "__main__":

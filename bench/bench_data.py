@@ -1,0 +1,260 @@
+"""Benchmark of the data path: ffmpeg compression, and clip sampling from the HDF5 cache vs decord.
+
+Usage (from the repository root)::
+
+    .venv/bin/python bench/bench_data.py [--quick] [--videos N] [--seconds S] [--clips N]
+                                         [--json PATH] [--no-readme]
+
+1. Generates ``--videos`` source videos with ``tests/videos.py`` (ffmpeg ``testsrc2``: moving,
+   textured test pattern, H.264; 320x240 at 30 fps like most of MSR-VTT, ``--seconds`` long) and
+   compresses each with ``centerclip.data.compress_video`` (3 fps, shorter side 224): source
+   frames/s and output frames/s, single process (ffmpeg itself may use several threads).
+2. Builds the frame cache (``build_frame_cache``) of the compressed videos once per storage:
+   raw, ``lzf``, ``gzip`` (h5py's default level 4), and JPEG bytes (PIL, quality 90, one
+   variable-length uint8 entry per frame; an option this repository does not implement, measured
+   here only to inform the choice). Bytes per frame and size relative to the compressed mp4s.
+3. Samples ``--clips`` training clips (12 frames each, ``sample_frame_indices(train=True)``, random
+   videos; the same clips for every reader) and reads them, single process, in the same run:
+   ``FrameCache.read`` per storage, JPEG decode, and decord (``VideoReader(path, num_threads=1)``
+   opened per clip as a loader would, ``get_batch``, centre crop). clips/s are the median of
+   ``--repeats`` passes (files are in the page cache after the first: warm-cache numbers).
+
+Issue 4 targets: cache >= 5x faster than decord and >= 300 clips/s single process.
+The table is printed and, unless ``--no-readme``, appended to ``bench/README.md`` under "## Data".
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+import numpy as np  # noqa: E402
+
+SECTION = "## Data"
+INTRO = (
+    "Compression speed of `centerclip.data.compress_video` and clip sampling speed of the HDF5 frame "
+    "cache vs decoding the compressed mp4 with decord, single process, same clips, same run. Produced by "
+    "`bench/bench_data.py`. Source videos are ffmpeg `testsrc2` test patterns (synthetic: they compress "
+    "far better than real footage, so mp4 sizes and the JPEG/gzip ratios are optimistic; read speeds are "
+    "not affected much). Issue 4 targets: cache >= 5x decord and >= 300 clips/s."
+)
+
+
+def _jpeg_cache(cache_path: Path, out: Path, quality: int = 90) -> float:
+    """Re-store every frame of ``cache_path`` as JPEG bytes in ``out``; returns seconds taken."""
+    import h5py
+    from PIL import Image
+
+    t0 = time.perf_counter()
+    with h5py.File(cache_path, "r") as src, h5py.File(out, "w") as dst:
+        frames = src["frames"]
+        ds = dst.create_dataset("jpeg", shape=(frames.shape[0],), dtype=h5py.vlen_dtype(np.uint8))
+        for i in range(frames.shape[0]):
+            buf = io.BytesIO()
+            Image.fromarray(frames[i]).save(buf, format="JPEG", quality=quality)
+            ds[i] = np.frombuffer(buf.getvalue(), np.uint8)
+        for name in ("video_ids", "offsets", "counts"):
+            src.copy(name, dst)
+    return time.perf_counter() - t0
+
+
+def run(args: argparse.Namespace) -> dict:
+    import decord
+    import h5py
+    from PIL import Image
+
+    from centerclip.data.compress import compress_video
+    from centerclip.data.datasets import sample_frame_indices
+    from centerclip.data.frame_cache import FrameCache, build_frame_cache, centre_crop
+    from tests.videos import make_video
+
+    load_start = common.loadavg()
+    work = Path(tempfile.mkdtemp(prefix="bench_data_", dir=args.workdir or None))
+    md: list[str] = []
+    res: dict = {}
+
+    # 1. sources and compression
+    srcs = [make_video(work / "src" / f"v{i}.mp4", 320, 240, fps=30, seconds=args.seconds + (i % 3))
+            for i in range(args.videos)]
+    in_frames = out_frames = 0
+    t_comp = 0.0
+    comp = []
+    for i, src in enumerate(srcs):
+        dst = work / "c" / f"v{i}.mp4"
+        t0 = time.perf_counter()
+        info = compress_video(src, dst)
+        t_comp += time.perf_counter() - t0
+        n_in = int(round(30 * (args.seconds + (i % 3))))
+        in_frames += n_in
+        out_frames += info["frames"]
+        comp.append((f"v{i}", dst, info["frames"]))
+    mp4_bytes = sum(p.stat().st_size for _, p, _ in comp)
+    res["compression"] = dict(videos=len(srcs), source="testsrc2 320x240 30 fps H.264",
+                              source_frames=in_frames, output_frames=out_frames, seconds=t_comp,
+                              source_frames_per_s=in_frames / t_comp, output_frames_per_s=out_frames / t_comp,
+                              codec=info.get("codec"), output_width=info["width"], output_height=info["height"],
+                              load=common.loadavg())
+    print(res["compression"], flush=True)
+
+    # 2. caches
+    videos = [(vid, p) for vid, p, _ in comp]
+    caches = {}
+    storages: dict[str, dict] = {}
+    for comp_name in ("raw", "lzf", "gzip"):
+        path = work / f"frames_{comp_name}.h5"
+        t0 = time.perf_counter()
+        bad = build_frame_cache(videos, path, compression=None if comp_name == "raw" else comp_name)
+        build_s = time.perf_counter() - t0
+        assert not bad, bad
+        caches[comp_name] = path
+        size = path.stat().st_size
+        storages[comp_name] = dict(bytes=size, bytes_per_frame=size / out_frames, vs_mp4=size / mp4_bytes,
+                                   build_s=build_s)
+    jpeg_path = work / "frames_jpeg.h5"
+    storages["jpeg q90"] = dict(build_s=_jpeg_cache(caches["raw"], jpeg_path) + storages["raw"]["build_s"])
+    size = jpeg_path.stat().st_size
+    storages["jpeg q90"].update(bytes=size, bytes_per_frame=size / out_frames, vs_mp4=size / mp4_bytes)
+
+    # 3. clips: the same (video, indices) list for every reader
+    rng = np.random.default_rng(0)
+    clips = []
+    for _ in range(args.clips):
+        vid, path, n = comp[int(rng.integers(len(comp)))]
+        idx, _ = sample_frame_indices(n, 12, train=True, rng=rng)
+        clips.append((vid, path, idx))
+
+    def read_cache(name):
+        cache = FrameCache(caches[name])
+
+        def fn(cl):
+            for vid, _, idx in cl:
+                x = cache.read(vid, idx)
+                assert x.shape == (12, 224, 224, 3)
+        return fn
+
+    def read_jpeg():
+        f = h5py.File(jpeg_path, "r")
+        ids = [v.decode() if isinstance(v, bytes) else v for v in f["video_ids"][()]]
+        offsets = dict(zip(ids, f["offsets"][()]))
+        ds = f["jpeg"]
+
+        def fn(cl):
+            for vid, _, idx in cl:
+                x = np.stack([np.asarray(Image.open(io.BytesIO(ds[int(offsets[vid] + i)].tobytes())).convert("RGB"))
+                              for i in idx])
+                assert x.shape == (12, 224, 224, 3)
+        return fn
+
+    def read_decord(cl):
+        for _, path, idx in cl:
+            vr = decord.VideoReader(str(path), num_threads=1)
+            x = centre_crop(vr.get_batch(list(map(int, idx))).asnumpy(), 224)
+            assert x.shape == (12, 224, 224, 3)
+
+    readers = {name: read_cache(name) for name in ("raw", "lzf", "gzip")}
+    readers["jpeg q90"] = read_jpeg()
+    readers["decord mp4"] = read_decord
+    n_decord = min(len(clips), args.decord_clips)
+    rates: dict[str, list[float]] = {k: [] for k in readers}
+    for name, fn in readers.items():  # warm-up (page cache, first open)
+        fn(clips[:5])
+    for _ in range(args.repeats):
+        for name, fn in readers.items():
+            cl = clips[:n_decord] if name == "decord mp4" else clips
+            t0 = time.perf_counter()
+            fn(cl)
+            rates[name].append(len(cl) / (time.perf_counter() - t0))
+    clips_s = {k: statistics.median(v) for k, v in rates.items()}
+    dec = clips_s["decord mp4"]
+    res["storages"] = storages
+    res["clips_per_s"] = clips_s
+    res["clips_per_s_all"] = rates
+    res["speedup_vs_decord"] = {k: v / dec for k, v in clips_s.items()}
+    res["mp4_bytes"] = mp4_bytes
+    res["mp4_bytes_per_frame"] = mp4_bytes / out_frames
+    res["clips"] = dict(cache=len(clips), decord=n_decord, frames_per_clip=12, repeats=args.repeats)
+    res["targets"] = {k: dict(speedup=clips_s[k] / dec, speedup_met=clips_s[k] / dec >= 5,
+                              rate_met=clips_s[k] >= 300) for k in ("raw", "lzf", "gzip")}
+
+    info = common.machine("cpu")
+    info["torch_threads"] = "n/a (no torch work)"
+    load_end = common.loadavg()
+    hdr = common.header("cpu", info, common.command_line(), load_start, load_end)
+    if args.quick:
+        hdr.append("**--quick smoke run**: few, short videos.\n")
+    c = res["compression"]
+    md = hdr + [
+        f"Compression ({c['codec']}, {len(srcs)} videos of {args.seconds}-{args.seconds + 2} s {c['source']} -> "
+        f"3 fps, {c['output_width']}x{c['output_height']}): **{c['source_frames_per_s']:.0f} source frames/s** "
+        f"({c['output_frames_per_s']:.1f} output frames/s), one video at a time.",
+        "",
+        f"Clip reads: {len(clips)} clips x 12 frames (decord: the first {n_decord}), median of {args.repeats} "
+        f"passes, warm page cache; compressed mp4s: {mp4_bytes / out_frames / 1024:.1f} KiB per frame "
+        f"({mp4_bytes / 2**20:.2f} MiB in all).",
+        "",
+        "| storage | bytes / frame | size vs mp4s | build s | clips/s | vs decord | target (>= 5x, >= 300/s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for k in ("raw", "lzf", "gzip", "jpeg q90"):
+        st = storages[k]
+        sp = clips_s[k] / dec
+        tgt = (f"{'met' if sp >= 5 else 'NOT met'} / {'met' if clips_s[k] >= 300 else 'NOT met'}"
+               if k != "jpeg q90" else "(not implemented in the cache)")
+        md.append(f"| {k} | {st['bytes_per_frame']:.0f} | {st['vs_mp4']:.1f}x | {st['build_s']:.1f} | "
+                  f"**{clips_s[k]:.0f}** | **{sp:.1f}x** | {tgt} |")
+    md.append(f"| decord mp4 (open + decode + crop) | {mp4_bytes / out_frames:.0f} | 1.0x | - | **{dec:.1f}** | 1.0x | |")
+    block = "\n".join(md) + "\n"
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    return dict(info=info, load_start=load_start, load_end=load_end, quick=bool(args.quick), markdown=block, **res)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="3 short videos, few clips (CI smoke run)")
+    p.add_argument("--videos", type=int, default=0, help="source videos (default 8; --quick 3)")
+    p.add_argument("--seconds", type=float, default=0, help="shortest source length, s (default 15; --quick 5)")
+    p.add_argument("--clips", type=int, default=0, help="clips per pass (default 600; --quick 40)")
+    p.add_argument("--decord-clips", type=int, default=0, help="clips per decord pass (default 60; --quick 10)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--workdir", default="", help="parent of the temporary directory (default: system temp)")
+    p.add_argument("--keep", action="store_true", help="keep the generated files")
+    p.add_argument("--json", default="")
+    p.add_argument("--no-readme", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parser().parse_args(argv)
+    q = args.quick
+    args.videos = args.videos or (3 if q else 8)
+    args.seconds = args.seconds or (5 if q else 15)
+    args.clips = args.clips or (40 if q else 600)
+    args.decord_clips = args.decord_clips or (10 if q else 60)
+    if q:
+        args.repeats = min(args.repeats, 2)
+    res = run(args)
+    print()
+    print(res["markdown"])
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(res, indent=1, default=str))
+    if not args.no_readme:
+        common.append_section(SECTION, INTRO, res["markdown"])
+        print(f"appended to {common.README}")
+    return res
+
+
+if __name__ == "__main__":
+    main()
