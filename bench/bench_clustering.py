@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import platform
 import sys
 from pathlib import Path
 
-import torch
-import torch.utils.benchmark as tbench
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import torch  # noqa: E402
+import torch.utils.benchmark as tbench  # noqa: E402
+
+import common  # noqa: E402 - also puts the repository root on sys.path
 
 from centerclip import clustering as C  # noqa: E402
 from centerclip import clustering_reference as R  # noqa: E402
@@ -52,27 +52,14 @@ QUICK_SHAPES = [
 ]
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _measure(fn, device: torch.device, min_run_time: float) -> tuple[float, float]:
     """(median, min) seconds per call over ``blocked_autorange`` blocks, after a warm-up."""
     fn()  # warm-up (allocator, kernels)
-    _sync(device)
+    common.sync(device)
     # Timer runs its statement with num_threads=1 unless told otherwise: pass the process's count
-    t = tbench.Timer(stmt="fn(); sync()", globals={"fn": fn, "sync": lambda: _sync(device)},
+    t = tbench.Timer(stmt="fn(); sync()", globals={"fn": fn, "sync": lambda: common.sync(device)},
                      num_threads=torch.get_num_threads())
     m = t.blocked_autorange(min_run_time=min_run_time)
     return m.median, min(m.times)
@@ -94,7 +81,7 @@ def run(args: argparse.Namespace) -> str:
         torch.set_num_threads(args.threads)
     shapes = QUICK_SHAPES if args.quick else FULL_SHAPES
     gen = torch.Generator().manual_seed(args.seed)
-    load_start = _loadavg()
+    load_start = common.loadavg()
     rows_md = []
     for name, b, n, d, k, frames, ref_rows_default in shapes:
         x = torch.randn(b, n, d, generator=gen).to(device)
@@ -127,13 +114,13 @@ def run(args: argparse.Namespace) -> str:
                             spectral_knn_over_kmedoids=t_spec_knn[0] / t_kmed[0], identical=bool(same)))
 
     cmd = "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])
-    dev_desc = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_model()
+    dev_desc = torch.cuda.get_device_name(device) if device.type == "cuda" else common.cpu_model()
     header = [
         f"### {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} — device `{device.type}` ({dev_desc})",
         "",
-        f"torch `{torch.__version__}`, CPU `{_cpu_model()}` ({_nproc()} logical cores), "
-        f"`torch.get_num_threads()` = {torch.get_num_threads()}; commit `{_commit()}`; command: `{cmd}`; "
-        f"load average (1 min) at start / end: {load_start} / {_loadavg()} (shared machine: other "
+        f"torch `{torch.__version__}`, CPU `{common.cpu_model()}` ({common.nproc()} logical cores), "
+        f"`torch.get_num_threads()` = {torch.get_num_threads()}; commit `{common.git_commit()}`; command: `{cmd}`; "
+        f"load average (1 min) at start / end: {load_start} / {common.loadavg()} (shared machine: other "
         "jobs compete for the cores, so absolute times vary run to run)",
         "",
         "Times in ms as median (min) over blocks; ratios from medians (from mins).",
@@ -145,47 +132,16 @@ def run(args: argparse.Namespace) -> str:
     return "\n".join(header + rows_md) + "\n"
 
 
-def _loadavg() -> str:
-    try:
-        return Path("/proc/loadavg").read_text().split()[0]
-    except OSError:
-        return "n/a"
 
 
-def _commit() -> str:
-    sys.path.insert(0, str(ROOT / "bench"))
-    import common
 
-    return common.git_commit()
-
-
-def _nproc() -> int:
-    import os
-
-    return os.cpu_count() or 0
-
-
-def append_to_readme(block: str, readme: Path) -> None:
-    """Insert ``block`` at the end of the "## Clustering kernels" section (created if absent),
-    leaving every other section of the file untouched."""
-    intro = (
-        f"{SECTION}\n\n"
-        "Batched `centerclip.clustering` vs the per-row loop `centerclip.clustering_reference` "
-        "(identical results asserted), and spectral clustering relative to k-medoids. Produced by "
-        "`bench/bench_clustering.py`; random normal tokens (std 1); times are medians of "
-        "`torch.utils.benchmark` runs. Targets on the 2-core CPU: loop / batched >= 20x, "
-        "spectral / kmedoids <= 3x.\n\n"
-    )
-    text = readme.read_text() if readme.exists() else "# Benchmarks\n\n"
-    if SECTION not in text:
-        text = text.rstrip("\n") + "\n\n" + intro + block
-    else:
-        start = text.index(SECTION) + len(SECTION)
-        nxt = text.find("\n## ", start)
-        end = len(text) if nxt < 0 else nxt + 1
-        body = text[:end].rstrip("\n") + "\n\n" + block
-        text = body + ("\n" + text[end:] if nxt >= 0 else "")
-    readme.write_text(text)
+INTRO = (
+    "Batched `centerclip.clustering` vs the per-row loop `centerclip.clustering_reference` "
+    "(identical results asserted), and spectral clustering relative to k-medoids. Produced by "
+    "`bench/bench_clustering.py`; random normal tokens (std 1); times are medians of "
+    "`torch.utils.benchmark` runs. Targets on the 2-core CPU: loop / batched >= 20x, "
+    "spectral / kmedoids <= 3x."
+)
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -208,8 +164,8 @@ def main(argv: list[str] | None = None) -> str:
 
         Path(args.json).write_text(json.dumps(dict(rows=RECORDS, markdown=block), indent=1))
     if not args.no_readme:
-        append_to_readme(block, ROOT / "bench" / "README.md")
-        print(f"appended to {ROOT / 'bench' / 'README.md'}")
+        common.append_section(SECTION, INTRO, block)
+        print(f"appended to {common.README}")
     return block
 
 
