@@ -130,15 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quick:
         args.repeats = 1
     res = run(args)
-    print()
-    print(res["markdown"])
-    if args.json:
-        import json
-
-        Path(args.json).write_text(json.dumps(res, indent=1))
-    if not args.no_readme:
-        common.append_section(SECTION, INTRO, res["markdown"])
-        print(f"appended to {common.README}")
+    common.publish(SECTION, INTRO, res, args.json, not args.no_readme)
     return res
 
 

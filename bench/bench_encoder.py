@@ -162,15 +162,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict:
     args = parser().parse_args(argv)
     res = run(args)
-    print()
-    print(res["markdown"])
-    if args.json:
-        import json
-
-        Path(args.json).write_text(json.dumps({k: v for k, v in res.items()}, indent=1))
-    if not args.no_readme:
-        common.append_section(SECTION, INTRO, res["markdown"])
-        print(f"appended to {common.README}")
+    common.publish(SECTION, INTRO, res, args.json, not args.no_readme)
     return res
 
 

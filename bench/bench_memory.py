@@ -228,13 +228,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         print(json.dumps(child(args)))
         return None
     res = run(args)
-    print()
-    print(res["markdown"])
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=1))
-    if not args.no_readme:
-        common.append_section(SECTION, INTRO, res["markdown"])
-        print(f"appended to {common.README}")
+    common.publish(SECTION, INTRO, res, args.json, not args.no_readme)
     return res
 
 

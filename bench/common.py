@@ -141,3 +141,17 @@ def append_section(section: str, intro: str, block: str, readme: Path = README) 
         body = text[:end].rstrip("\n") + "\n\n" + block
         text = body + ("\n" + text[end:] if nxt >= 0 else "")
     readme.write_text(text)
+
+
+def publish(section: str, intro: str, res: dict, json_path: str | None, readme: bool) -> None:
+    """Print a result's Markdown, write the whole result as JSON when asked, and append the
+    Markdown to its section of bench/README.md unless told not to."""
+    import json
+
+    print()
+    print(res["markdown"])
+    if json_path:
+        Path(json_path).write_text(json.dumps(res, indent=1, default=str))
+    if readme:
+        append_section(section, intro, res["markdown"])
+        print(f"appended to {README}")
