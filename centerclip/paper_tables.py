@@ -340,37 +340,3 @@ def render_table(table_id: str, paper: Mapping, experiments: Mapping[str, Mappin
     frame = build_frame(table_id, paper, experiments, metrics, not_run)
     return TableResult(table_id=table_id, frame=frame, markdown=to_markdown(frame, paper, label),
                        csv=frame.to_csv(index=False), latex=to_latex(frame, paper, label))
-
-
-def plot_table(result: TableResult, out_png: str, out_pdf: str | None = None, label: str = "",
-               chance_r1: float | None = None):
-    """Bar chart of T->V R@1 per paper row, ours beside the paper's (cited rows: paper only).
-    ``chance_r1`` (%) draws random ranking's R@1 on our test set. Returns the Figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    f = result.frame
-    rows = list(dict.fromkeys(f.row))
-
-    def pick(row: str, source: str) -> float:
-        v = f[(f.row == row) & (f.source == source)].t2v_R1
-        return float(v.iloc[0]) if len(v) else float("nan")
-
-    fig, ax = plt.subplots(figsize=(2.0 + 0.9 * len(rows), 4.2))
-    x = range(len(rows))
-    ax.bar([i - 0.2 for i in x], [pick(r, "ours") for r in rows], width=0.4, label="ours")
-    ax.bar([i + 0.2 for i in x], [pick(r, "paper") for r in rows], width=0.4, label="paper")
-    ax.set_xticks(list(x), rows, rotation=60, ha="right", fontsize=7)
-    if chance_r1 is not None:
-        ax.axhline(chance_r1, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance_r1:.1f}%)")
-    ax.set_ylabel("text→video R@1 (%)")
-    ax.set_title(_headline(result.table_id, label), fontsize=9)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=120)
-    if out_pdf:
-        fig.savefig(out_pdf)
-    plt.close(fig)
-    return fig
