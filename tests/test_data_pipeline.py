@@ -12,7 +12,7 @@ import torch
 from centerclip.data.annotations import AnnotationError, msrvtt_manifest, read_manifest, write_manifest
 from centerclip.data.compress import compress_video
 from centerclip.data.datasets import CLIP_MEAN, CLIP_STD, VideoTextDataset, sample_frame_indices
-from centerclip.data.frame_cache import FrameCache, build_frame_cache, centre_crop, decode_video
+from centerclip.data.frame_cache import FrameCache, _jpeg_decode, build_frame_cache, centre_crop, decode_video
 from centerclip.data.synthetic import FORMATS, make_msrvtt_twin, plan_videos, render_frames
 
 
@@ -117,9 +117,41 @@ def test_cache_holds_every_frame_centre_cropped(cache):
 
 
 def test_broken_video_is_listed_not_dropped(cache):
-    _, _, bad, _ = cache
+    path, _, bad, _ = cache
     assert [vid for vid, _ in bad] == ["broken"]
     assert "broken.mp4" in bad[0][1]
+    assert FrameCache(path).missing == {"broken": bad[0][1]}  # the cache itself says what it lacks and why
+
+
+@pytest.mark.parametrize("storage", ["lzf", "jpeg"])
+def test_other_storages_read_the_same_frames(cache, tmp_path, storage):
+    raw_path, compressed, _, _ = cache
+    path = tmp_path / f"{storage}.h5"
+    bad = build_frame_cache(compressed[:2], path, storage=storage, missing=[("gone", "compress: zero-byte file")])
+    assert bad == []
+    raw, other = FrameCache(raw_path), FrameCache(path)
+    assert other.storage == storage and other.missing == {"gone": "compress: zero-byte file"}
+    vid = compressed[1][0]
+    idx = [0, 2, 2, raw.num_frames(vid) - 1]  # unsorted reads with repeats, as short videos need
+    a, b = raw.read(vid, idx).astype(int), other.read(vid, idx).astype(int)
+    assert a.shape == b.shape == (4, 224, 224, 3)
+    if storage == "lzf":
+        assert (a == b).all()  # lossless
+    else:
+        assert abs(a - b).mean() < 3  # JPEG q90: lossy, close
+        # the fast decoder gives Pillow's pixels: a cache reads the same wherever it is read
+        import io
+
+        from PIL import Image
+
+        with h5py.File(path) as f:
+            blob = f["jpeg"][0]
+        assert (np.asarray(Image.open(io.BytesIO(blob.tobytes())).convert("RGB")) == _jpeg_decode(blob)).all()
+
+
+def test_unknown_storage_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown frame cache storage 'png'"):
+        build_frame_cache([], tmp_path / "x.h5", storage="png")
 
 
 def test_frame_cache_survives_pickling(cache):
@@ -154,5 +186,9 @@ def test_dataset_items(cache):
     assert (item["video"].amin(dim=(0, 2, 3)) >= lo - 1e-5).all()
     # same (seed, epoch, item) -> same frames; another epoch -> possibly other frames, same shape
     torch.testing.assert_close(ds[0]["video"], item["video"])
-    with pytest.raises(KeyError, match="bad_videos.tsv"):
-        VideoTextDataset(path, [("broken", "x")], 12, 32, train=False)
+    # a video recorded as bad is left out (and said so); an unknown one means a wrong cache
+    ds = VideoTextDataset(path, pairs + [("broken", "x")], 12, 32, train=False)
+    assert len(ds) == len(pairs) and [v for v, _ in ds.dropped] == ["broken"]
+    assert "broken.mp4" in ds.dropped[0][1]
+    with pytest.raises(KeyError, match="nor recorded there as bad.*rebuild it"):
+        VideoTextDataset(path, [("never_seen", "x")], 12, 32, train=False)

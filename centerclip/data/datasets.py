@@ -54,6 +54,11 @@ def normalise_frames(frames: np.ndarray) -> torch.Tensor:
 class VideoTextDataset(Dataset):
     """One item per (video, caption) pair.
 
+    Pairs whose video the cache records as missing (bad at compression or caching, with the
+    reason in ``cache.missing`` and the dataset's ``bad_videos.tsv``) are left out and listed in
+    ``dropped``; a video that is neither cached nor recorded as missing is an error (wrong cache
+    for this manifest).
+
     Item: dict with ``video`` float [T, 3, S, S], ``video_mask`` bool [T], ``tokens`` long [L],
     ``video_id`` str and ``index`` int (position in ``pairs``).
     """
@@ -61,11 +66,14 @@ class VideoTextDataset(Dataset):
     def __init__(self, cache: FrameCache | str, pairs: Sequence[tuple[str, str]], num_frames: int,
                  context_length: int, train: bool, seed: int = 0):
         self.cache = cache if isinstance(cache, FrameCache) else FrameCache(cache)
-        missing = [v for v, _ in pairs if v not in self.cache]
-        if missing:
-            raise KeyError(f"{len(missing)} videos are not in {self.cache.path} (e.g. {missing[:3]}); "
-                           "they are listed in the dataset's bad_videos.tsv")
-        self.pairs = list(pairs)
+        unknown = sorted({v for v, _ in pairs if v not in self.cache and v not in self.cache.missing})
+        if unknown:
+            raise KeyError(f"{len(unknown)} videos are neither in {self.cache.path} nor recorded there as bad "
+                           f"(e.g. {unknown[:3]}): the cache was built from another manifest; rebuild it "
+                           "(delete it and rerun the frame_cache rule)")
+        #: (video_id, reason) of every video whose pairs were left out, once each
+        self.dropped = [(v, self.cache.missing[v]) for v in dict.fromkeys(v for v, _ in pairs if v not in self.cache)]
+        self.pairs = [(v, c) for v, c in pairs if v in self.cache]
         self.num_frames = num_frames
         self.context_length = context_length
         self.train = train

@@ -1,12 +1,19 @@
-"""HDF5 frame cache: every 3-fps frame of a dataset, centre-cropped to a square, as uint8.
+"""HDF5 frame cache: every 3-fps frame of a dataset, centre-cropped to a square.
 
 Layout of the file::
 
-    /frames     uint8 [total_frames, size, size, 3], chunked one frame per chunk
+    /frames     uint8 [total_frames, size, size, 3], one frame per chunk   (storage raw, lzf, gzip)
+    /jpeg       vlen uint8 [total_frames], one JPEG per frame              (storage jpeg)
     /video_ids  variable-length str [n_videos]
-    /offsets    int64 [n_videos]   first row of each video in /frames
+    /offsets    int64 [n_videos]   first row of each video
     /counts     int64 [n_videos]   number of frames of each video
-    attrs: size, fps, compression, created_by, n_videos, total_frames
+    /missing/video_ids, /missing/reasons   variable-length str: every video of the dataset that
+                is NOT in the cache, with why (bad at compression or at caching)
+    attrs: size, fps, storage, jpeg_quality, created_by, n_videos, total_frames, n_missing
+
+Storage is chosen per dataset by measurement (bench/README.md, "Data"): ``raw`` is the only one
+that reads >= 300 clips/s on one CPU core and is the default; ``jpeg`` is ~13x smaller and the
+choice when disk, not CPU, is the limit (ActivityNet at 3 fps is ~1 TB raw).
 
 Decoding an mp4 costs far more than reading a slice of an HDF5 dataset, so training reads
 only from here. Reads use contiguous slices (h5py fancy indexing with an index array is
@@ -15,6 +22,7 @@ only from here. Reads use contiguous slices (h5py fancy indexing with an index a
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +31,8 @@ import h5py
 import numpy as np
 
 from centerclip.data.compress import BadVideo
+
+STORAGES = ("raw", "lzf", "gzip", "jpeg")
 
 
 def centre_crop(frames: np.ndarray, size: int) -> np.ndarray:
@@ -51,15 +61,49 @@ def decode_video(path: str | os.PathLike) -> np.ndarray:
         raise BadVideo(f"{path}: cannot decode ({str(exc).strip()[:200]})") from None
 
 
+def _jpeg_bytes(frame: np.ndarray, quality: int) -> np.ndarray:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, format="JPEG", quality=quality)
+    return np.frombuffer(buf.getvalue(), dtype=np.uint8)
+
+
+def _jpeg_decode(data: np.ndarray) -> np.ndarray:
+    """One JPEG -> uint8 [S, S, 3]. simplejpeg (libjpeg-turbo) decodes to the same pixels as Pillow
+    at ~1.6x the speed (bench/README.md, "Data"); Pillow is the fallback."""
+    try:
+        import simplejpeg
+    except ImportError:  # pragma: no cover - simplejpeg is a dependency; kept for minimal installs
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data.tobytes())) as img:
+            return np.asarray(img.convert("RGB"))
+    return simplejpeg.decode_jpeg(data.tobytes(), colorspace="RGB")
+
+
 def build_frame_cache(videos: Iterable[tuple[str, str | os.PathLike]], out_path: str | os.PathLike,
-                      size: int = 224, fps: float = 3.0, compression: str | None = None,
-                      progress: bool = False) -> list[tuple[str, str]]:
-    """Decode each (video_id, compressed video path) and write all frames into ``out_path``.
+                      size: int = 224, fps: float = 3.0, storage: str = "raw", jpeg_quality: int = 90,
+                      missing: Iterable[tuple[str, str]] = (), progress: bool = False) -> list[tuple[str, str]]:
+    """Decode each (video_id, compressed video path) and write all its frames into ``out_path``.
+
+    Args:
+        videos: (video_id, path of the 3-fps video) pairs.
+        out_path: the HDF5 file to write.
+        size: side of the centre crop.
+        fps: frame rate of the videos (recorded).
+        storage: ``raw`` | ``lzf`` | ``gzip`` (HDF5 filters on uint8 frames) | ``jpeg`` (one JPEG
+            per frame, ``jpeg_quality``).
+        missing: (video_id, reason) of the dataset's videos that never reached this step (bad at
+            compression); recorded in the file together with those that fail to decode here.
 
     Written to a temporary file beside ``out_path`` and renamed at the end, so a killed job
     never leaves a file that looks complete. Returns the videos that could not be decoded as
-    (video_id, reason); they are absent from the cache and the caller must report them.
+    (video_id, reason); they are absent from the cache, recorded in ``/missing``, and the caller
+    must report them too.
     """
+    if storage not in STORAGES:
+        raise ValueError(f"unknown frame cache storage {storage!r}: choose one of {', '.join(STORAGES)}")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp")
@@ -70,8 +114,13 @@ def build_frame_cache(videos: Iterable[tuple[str, str | os.PathLike]], out_path:
         from tqdm import tqdm
 
         with h5py.File(tmp, "w") as f:
-            frames_ds = f.create_dataset("frames", shape=(0, size, size, 3), maxshape=(None, size, size, 3),
-                                         dtype=np.uint8, chunks=(1, size, size, 3), compression=compression)
+            if storage == "jpeg":
+                data = f.create_dataset("jpeg", shape=(0,), maxshape=(None,), dtype=h5py.vlen_dtype(np.uint8),
+                                        chunks=(64,))
+            else:
+                data = f.create_dataset("frames", shape=(0, size, size, 3), maxshape=(None, size, size, 3),
+                                        dtype=np.uint8, chunks=(1, size, size, 3),
+                                        compression=None if storage == "raw" else storage)
             total = 0
             for video_id, path in tqdm(items, desc=f"cache {out_path.name}", disable=not progress):
                 try:
@@ -79,22 +128,35 @@ def build_frame_cache(videos: Iterable[tuple[str, str | os.PathLike]], out_path:
                 except BadVideo as exc:
                     bad.append((video_id, str(exc)))
                     continue
-                frames_ds.resize(total + len(frames), axis=0)
-                frames_ds[total:total + len(frames)] = frames
+                data.resize(total + len(frames), axis=0)
+                if storage == "jpeg":
+                    for i, frame in enumerate(frames):
+                        data[total + i] = _jpeg_bytes(frame, jpeg_quality)
+                else:
+                    data[total:total + len(frames)] = frames
                 ids.append(video_id)
                 offsets.append(total)
                 counts.append(len(frames))
                 total += len(frames)
-            f.create_dataset("video_ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
+            lost = list(missing) + bad
+            string = h5py.string_dtype()
+            f.create_dataset("video_ids", data=np.array(ids, dtype=object), dtype=string)
             f.create_dataset("offsets", data=np.array(offsets, dtype=np.int64))
             f.create_dataset("counts", data=np.array(counts, dtype=np.int64))
-            f.attrs.update({"size": size, "fps": fps, "compression": compression or "none",
+            group = f.create_group("missing")
+            group.create_dataset("video_ids", data=np.array([v for v, _ in lost], dtype=object), dtype=string)
+            group.create_dataset("reasons", data=np.array([r for _, r in lost], dtype=object), dtype=string)
+            f.attrs.update({"size": size, "fps": fps, "storage": storage, "jpeg_quality": jpeg_quality,
                             "created_by": "centerclip.data.frame_cache", "n_videos": len(ids),
-                            "total_frames": total})
+                            "total_frames": total, "n_missing": len(lost)})
         os.replace(tmp, out_path)
     finally:
         tmp.unlink(missing_ok=True)
     return bad
+
+
+def _strings(values: np.ndarray) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else v for v in values]
 
 
 class FrameCache:
@@ -105,10 +167,15 @@ class FrameCache:
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: frame cache missing; build it with the 'frame_cache' rule")
         with h5py.File(self.path, "r") as f:
-            ids = [v.decode() if isinstance(v, bytes) else v for v in f["video_ids"][()]]
+            ids = _strings(f["video_ids"][()])
             self._index = {vid: (int(o), int(c)) for vid, o, c in zip(ids, f["offsets"][()], f["counts"][()])}
             self.size = int(f.attrs["size"])
             self.fps = float(f.attrs["fps"])
+            self.storage = str(f.attrs.get("storage", "raw"))
+            #: video_id -> reason, for every video of the dataset that is not in the cache
+            self.missing: dict[str, str] = (
+                dict(zip(_strings(f["missing/video_ids"][()]), _strings(f["missing/reasons"][()])))
+                if "missing" in f else {})
         self._file: h5py.File | None = None
         self._pid: int | None = None
 
@@ -117,12 +184,12 @@ class FrameCache:
         state["_file"], state["_pid"] = None, None
         return state
 
-    def _frames(self) -> h5py.Dataset:
+    def _data(self) -> h5py.Dataset:
         # an HDF5 handle must not cross a fork: reopen in each process
         if self._file is None or self._pid != os.getpid():
             self._file = h5py.File(self.path, "r")
             self._pid = os.getpid()
-        return self._file["frames"]
+        return self._file["jpeg" if self.storage == "jpeg" else "frames"]
 
     def __contains__(self, video_id: str) -> bool:
         return video_id in self._index
@@ -146,11 +213,15 @@ class FrameCache:
         if idx.min() < 0 or idx.max() >= count:
             raise IndexError(f"{video_id}: frame index out of range 0..{count - 1}")
         lo, hi = int(idx.min()), int(idx.max()) + 1
-        frames = self._frames()
+        data = self._data()
         if hi - lo <= 2 * idx.size:
             # one contiguous read beats many small ones when the span is dense
-            return frames[offset + lo:offset + hi][idx - lo]
-        return np.stack([frames[offset + int(i)] for i in idx])
+            rows = data[offset + lo:offset + hi][idx - lo]
+        else:
+            rows = [data[offset + int(i)] for i in idx]
+        if self.storage == "jpeg":
+            return np.stack([_jpeg_decode(r) for r in rows])
+        return rows if isinstance(rows, np.ndarray) else np.stack(rows)
 
     def close(self) -> None:
         if self._file is not None:
