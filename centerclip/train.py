@@ -242,6 +242,8 @@ def run(cfg: RunConfig, out_dir: Path, world: World | None = None) -> dict:
     per_rank = micro * ts.grad_accum
     dataset = VideoTextDataset(cfg.cache, train_pairs(cfg.manifest), ts.num_frames, ts.context_length,
                                train=True, seed=ts.seed)
+    for video_id, reason in dataset.dropped:
+        log.warning("training without video %s (bad, listed in the dataset's bad_videos.tsv): %s", video_id, reason)
     if len(dataset) < ts.batch_size:
         raise TrainingError(f"{len(dataset)} training pairs < batch_size {ts.batch_size}: lower train.batch_size")
     steps_per_epoch = len(dataset) // ts.batch_size  # drop the last partial batch, as the original
@@ -343,6 +345,8 @@ def run(cfg: RunConfig, out_dir: Path, world: World | None = None) -> dict:
         "world_size": world.size,
         "device_count": world.size if device.type == "cuda" else 0,
         "global_batch": ts.batch_size,
+        "train_pairs": len(dataset),
+        "train_videos_left_out": [video_id for video_id, _ in dataset.dropped],  # bad videos, see bad_videos.tsv
         "grad_accum": ts.grad_accum,
         "micro_batch_per_device": micro,
         "loss": "symmetric InfoNCE over the global batch (all-gather; GradCache-style when grad_accum > 1)",

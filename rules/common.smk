@@ -60,6 +60,13 @@ def acquisition(dataset):
     return "placed" if SOURCES[d["format"]].gated else "download"
 
 
+def acquisition_cfg(dataset):
+    """The part of a dataset's config that decides its raw files (a param of `acquire`): editing the
+    other keys (allow_missing_test_videos, cache_storage, ...) must not re-acquire and rebuild everything."""
+    keys = ("format", "synthetic", "source", "root", "mirror", "required")
+    return {k: v for k, v in dataset_cfg(dataset).items() if k in keys}
+
+
 def unavailable_reason(dataset):
     """Why a dataset cannot run now (gated files not placed), or None."""
     if acquisition(dataset) not in ("placed", "source"):
@@ -68,7 +75,7 @@ def unavailable_reason(dataset):
     if not missing:
         return None
     return (f"{dataset} not provided: {len(missing)} required files missing under {raw_dir(dataset)} "
-            f"(run `snakemake check_{dataset}` for the list and where to obtain them)")
+            f"(run `snakemake {os.path.join(DATA, dataset, 'raw.ready')}` for the list and where to obtain them)")
 
 
 def run_dir(dataset, experiment, seed):
@@ -118,6 +125,17 @@ def shard_outputs(wildcards):
         dataset=wildcards.dataset,
         shard=range(config["preprocess"]["shards"]),
     )
+
+
+def cache_storage(dataset):
+    """How frames.h5 stores frames: the dataset's cache_storage, else preprocess.cache_storage, else raw."""
+    return dataset_cfg(dataset).get("cache_storage") or config["preprocess"].get("cache_storage", "raw")
+
+
+def coverage_gate(wildcards):
+    """The test-coverage check of the run's dataset: an order-only input (ancient), so allowing one more
+    missing test video later reruns no training."""
+    return ancient(os.path.join(DATA, wildcards.dataset, "test_coverage.json"))
 
 
 def backbone_inputs(wildcards):

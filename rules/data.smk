@@ -8,7 +8,7 @@ rule acquire:
         os.path.join(DATA, "{dataset}", "raw.ready"),
     params:
         mode=lambda wc: acquisition(wc.dataset),
-        dataset=lambda wc: dataset_cfg(wc.dataset),
+        dataset=lambda wc: acquisition_cfg(wc.dataset),
         root=lambda wc: raw_dir(wc.dataset),
         digest_manifest=os.path.join(workflow.basedir, "config", "download_digests.tsv"),
     threads: 2

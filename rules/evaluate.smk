@@ -6,6 +6,7 @@ rule evaluate:
     input:
         checkpoint=os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "checkpoint.pt"),
         cache=os.path.join(DATA, "{dataset}", "frames.h5"),
+        coverage=coverage_gate,
     output:
         os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "metrics.json"),
     threads: config.get("job_threads", 2)

@@ -1,4 +1,9 @@
-# ffmpeg 3 fps / shorter side 224, in shards; then every frame into one HDF5 cache per dataset.
+# ffmpeg 3 fps / shorter side 224, in shards; then every frame into one HDF5 cache per dataset; then the
+# test-set coverage check that gates training and evaluation.
+
+
+localrules:
+    test_coverage,
 
 
 rule compress_shard:
@@ -27,7 +32,7 @@ rule compress_shard:
 
 
 rule frame_cache:
-    """Cache every 3-fps frame, centre-cropped, in one HDF5 file; list every bad video."""
+    """Cache every 3-fps frame, centre-cropped, in one HDF5 file; list every bad video with its reason."""
     input:
         manifest=os.path.join(DATA, "{dataset}", "manifest.csv"),
         shards=shard_outputs,
@@ -37,7 +42,8 @@ rule frame_cache:
     params:
         crop=config["preprocess"]["crop"],
         fps=config["preprocess"]["fps"],
-        allowed=lambda wc: config["datasets"][wc.dataset].get("allow_missing_test_videos", []),
+        storage=lambda wc: cache_storage(wc.dataset),
+        jpeg_quality=config["preprocess"].get("jpeg_quality", 90),
     resources:
         mem_mb=4000,
         runtime=240,
@@ -49,3 +55,20 @@ rule frame_cache:
         ENV
     script:
         "../workflow_scripts/frame_cache.py"
+
+
+rule test_coverage:
+    """Stop when a test video is bad and the config does not allow it to be missing; the cache and the
+    bad-video list stay, so allowing it (or replacing the video) reruns only what depends on it."""
+    input:
+        bad=os.path.join(DATA, "{dataset}", "bad_videos.tsv"),
+    output:
+        os.path.join(DATA, "{dataset}", "test_coverage.json"),
+    params:
+        allowed=lambda wc: dataset_cfg(wc.dataset).get("allow_missing_test_videos", []),
+    log:
+        os.path.join(LOGS, "test_coverage", "{dataset}.log"),
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/test_coverage.py"

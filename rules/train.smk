@@ -24,6 +24,7 @@ rule train:
     input:
         run=os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "run.yaml"),
         cache=os.path.join(DATA, "{dataset}", "frames.h5"),
+        coverage=coverage_gate,
         manifest=lambda wc: manifest_path(wc.dataset, EXPERIMENTS[wc.experiment].get("train_split")),
         backbone=backbone_inputs,
     output:
