@@ -25,7 +25,8 @@ Numerical conventions (shared with the reference so that both give identical res
 * Ties are always broken towards the first index (``argmax``/``min(dim).indices`` return
   the first extremum; the per-cluster minimum uses an explicit smallest-index reduction).
 * CPU performance: the work is memory-bound, and fresh multi-MB tensors cost page faults,
-  so large temporaries are computed in place or in reused buffers.
+  so large temporaries are computed in place or in reused buffers, one slice of rows at a
+  time (a fixed number of slices, see ``_SLICES``); slicing the batch changes no value.
 """
 
 from __future__ import annotations
@@ -96,117 +97,175 @@ def _trivial(b: int, n: int, device: torch.device) -> Clusters:
     return Clusters(ar, ar.clone())
 
 
-def _pairwise_sq_distances(x: Tensor, center_inplace: bool = False) -> Tensor:
-    """Squared Euclidean distances between the tokens of each row.
+# Large per-row temporaries (the centred tokens, float64 distance copies) are produced in
+# this many slices of the batch, through one reused buffer of B/_SLICES rows: a fresh
+# [B, N, D] or [B, N, N] float64 tensor costs page faults on every call on the CPU (3-6x
+# the arithmetic that fills it), and a slice stays in cache until it is consumed. A fixed
+# count, so these loops do not grow with B.
+_SLICES = 16
+
+
+def _slice_rows(b: int, device: torch.device) -> int:
+    """Rows per slice for :data:`_SLICES`; off the CPU there are no page faults to save."""
+    return max(1, -(-b // _SLICES) if device.type == "cpu" else b)
+
+
+def _pairwise_sq_distances(x: Tensor, center_inplace: bool = False, *, sqrt: bool = False,
+                           norms: Tensor | None = None) -> Tensor:
+    """Squared Euclidean distances between the tokens of each row (or the distances).
 
     ``d2_ij = (|c_i|² + |c_j|²) − 2 c_i·c_j`` for the row-centred tokens ``c``, in one
     ``baddbmm`` into the output buffer, then made exactly symmetric, clamped at 0 and given
     an exactly zero diagonal.
 
+    All of it runs one slice of rows at a time (see :data:`_SLICES`): ``x`` is read from
+    memory once, and the centred slice, its Gram matrix and the clean-up stay in cache.
+
     Args:
         x: float32 ``[B, N, D]``.
-        center_inplace: ``x`` is a private copy and may be centred in place (saves the
-            largest allocation of the whole clustering).
+        center_inplace: ``x`` is a private copy and may be centred in place (no buffer).
+        sqrt: return the Euclidean distances ``sqrt(d2)`` instead.
+        norms: optional float32 ``[B, N]`` output, filled with the L2 norms of the tokens of
+            ``x`` as given (before centring).
 
     Returns:
         float32 ``[B, N, N]``, exactly symmetric, exactly 0 on the diagonal, >= 0.
     """
-    mean = x.mean(dim=1, keepdim=True)
-    # Distances do not change under translation; centring shrinks |c|² and with it the
-    # cancellation error of |a|² + |b|² − 2ab (0.03 -> 1e-4 on CLIP-like tokens that share
-    # large outlier channels, as much as the original's float32 cdist noise).
-    xc = x.sub_(mean) if center_inplace else x - mean
-    if xc.is_cuda:
-        # TF32 may be enabled globally for training; it would corrupt distances at the 1e-3
-        # level. Rather than touching global matmul flags, do this one product in float64
-        # (cheap on datacenter GPUs) and round back.
-        xc = xc.double()
-    # |c|² by a fused reduction (no [B, N, D] temporary); its rounding is of the same order
-    # as the GEMM's own and the diagonal is zeroed explicitly below.
-    sq = torch.linalg.vector_norm(xc, dim=-1).square()  # [B, N]
-    d2 = (sq[:, :, None] + sq[:, None, :]).baddbmm_(xc, xc.transpose(1, 2), alpha=-2.0).float()
-    # The formula is symmetric in (i, j), so d2 is exactly symmetric whenever the GEMM is
-    # (MKL and cuBLAS in practice). Check, and enforce it otherwise: ties between tokens,
-    # column gathers and the agreement with the reference all rely on exact symmetry.
-    # (One host synchronisation per call.)
-    if not torch.equal(d2, d2.transpose(1, 2)):
-        d2 = torch.minimum(d2, d2.transpose(1, 2))  # min is commutative: exactly symmetric
-    d2.clamp_(min=0.0)
-    torch.diagonal(d2, dim1=1, dim2=2).zero_()  # self-distance exactly 0
+    b, n, _ = x.shape
+    d2 = torch.empty(b, n, n, dtype=torch.float32, device=x.device)
+    # Rows are independent, so slicing the batch changes no value (each row's reductions and
+    # GEMM are the same).
+    step = _slice_rows(b, x.device)
+    buf = None if center_inplace else torch.empty(step, *x.shape[1:], dtype=x.dtype, device=x.device)
+    for s in range(0, b, step):  # at most _SLICES iterations
+        e = min(s + step, b)
+        xs = x[s:e]
+        if norms is not None:
+            torch.linalg.vector_norm(xs, dim=-1, out=norms[s:e])
+        # Distances do not change under translation; centring shrinks |c|² and with it the
+        # cancellation error of |a|² + |b|² − 2ab (0.03 -> 1e-4 on CLIP-like tokens that
+        # share large outlier channels, as much as the original's float32 cdist noise).
+        mean = xs.mean(dim=1, keepdim=True)  # [b_s, 1, D]
+        xc = xs.sub_(mean) if center_inplace else torch.sub(xs, mean, out=buf[: e - s])
+        if xc.is_cuda:
+            # TF32 may be enabled globally for training; it would corrupt distances at the
+            # 1e-3 level. Rather than touching global matmul flags, do this one product in
+            # float64 (cheap on datacenter GPUs) and round back.
+            xc = xc.double()
+        # |c|² by a fused reduction (no [B, N, D] temporary); its rounding is of the same
+        # order as the GEMM's own and the diagonal is zeroed explicitly below.
+        sq = torch.linalg.vector_norm(xc, dim=-1).square()  # [b_s, N]
+        ds = d2[s:e]
+        if xc.dtype == ds.dtype:
+            torch.add(sq[:, :, None], sq[:, None, :], out=ds).baddbmm_(xc, xc.transpose(1, 2), alpha=-2.0)
+        else:
+            ds.copy_((sq[:, :, None] + sq[:, None, :]).baddbmm_(xc, xc.transpose(1, 2), alpha=-2.0))
+        # The formula is symmetric in (i, j), so d2 is exactly symmetric whenever the GEMM is
+        # (MKL and cuBLAS in practice). Check, and enforce it otherwise: ties between tokens,
+        # row gathers and the agreement with the reference all rely on exact symmetry.
+        # (A host synchronisation: once per call off the CPU, where there is one slice.)
+        if not torch.equal(ds, ds.transpose(1, 2)):
+            ds.copy_(torch.minimum(ds, ds.transpose(1, 2)))  # min is commutative: exactly symmetric
+        ds.clamp_(min=0.0)
+        torch.diagonal(ds, dim1=1, dim2=2).zero_()  # self-distance exactly 0
+        if sqrt:
+            ds.sqrt_()
     return d2
 
 
-class _Buffers:
-    """Work buffers of the k-medoids iterations, allocated once and reused through ``out=``
-    (on the CPU a fresh multi-MB tensor costs page faults on every iteration). Views of
-    the leading rows serve the shrinking working set."""
+def _rows(dist: Tensor, idx: Tensor, rows: Tensor | None = None) -> Tensor:
+    """``dist[rows[r], idx[r, j], :]`` for every ``r, j``: whole rows, copied with one
+    ``index_select`` on the flattened batch (contiguous row copies, no per-element index).
 
-    def __init__(self, b: int, n: int, k: int, device: torch.device) -> None:
-        f64 = torch.float64
-        self.to_med = torch.empty(b, n, k, dtype=f64, device=device)  # distances to medoids
-        self.onehot = torch.empty(b, n, k, dtype=f64, device=device)  # cluster indicator
-        self.sums = torch.empty(b, n, k, dtype=f64, device=device)  # distance sums per cluster
+    Args:
+        dist: contiguous ``[B, N, M]``.
+        idx: LongTensor ``[R, k]`` of indices into ``N``.
+        rows: LongTensor ``[R]`` of batch rows; ``None`` means all (``R = B``).
 
-    def rows(self, nb: int) -> tuple[Tensor, Tensor, Tensor]:
-        return self.to_med[:nb], self.onehot[:nb], self.sums[:nb]
+    Returns:
+        ``[R, k, M]``.
+    """
+    b, n, m = dist.shape
+    r, k = idx.shape
+    base = rows * n if rows is not None else torch.arange(0, b * n, n, device=idx.device)
+    flat = idx + base[:, None]
+    return dist.view(b * n, m).index_select(0, flat.view(-1)).view(r, k, m)
 
 
-def _assign(dist: Tensor, medoids: Tensor, buf: Tensor | None = None) -> Tensor:
+def _assign(dist: Tensor, medoids: Tensor, rows: Tensor | None = None) -> Tensor:
     """Nearest-medoid labels; a medoid always labels itself.
 
     Args:
         dist: ``[B, N, N]`` exactly symmetric distances.
-        medoids: LongTensor ``[B, k]`` of distinct token indices.
-        buf: optional ``[B, N, k]`` output buffer of ``dist``'s dtype.
+        medoids: LongTensor ``[R, k]`` of distinct token indices.
+        rows: LongTensor ``[R]``, the batch rows that ``medoids`` belong to; ``None``: all.
 
     Returns:
-        LongTensor ``[B, N]`` with values in ``0..k-1``.
+        LongTensor ``[R, N]`` with values in ``0..k-1``.
     """
-    b, n, _ = dist.shape
-    k = medoids.shape[1]
-    # [B, N, k]: distance of token i to medoid j. Gathering columns equals gathering rows
-    # as dist is exactly symmetric, and reducing over the contiguous last dim is fast.
-    to_med = torch.gather(dist, 2, medoids[:, None, :].expand(b, n, k), out=buf)
-    # First medoid (in medoid order) on ties: documented for min(dim).indices, which is
-    # faster than argmin over a short last dim on the CPU.
-    labels = to_med.min(dim=2).indices
+    r, k = medoids.shape
+    # [R, k, N]: distance of medoid j to token i; rows equal columns as dist is exactly
+    # symmetric, and rows are contiguous copies. min(dim).indices returns the first
+    # extremum: the first medoid (in medoid order) on ties.
+    labels = _rows(dist, medoids, rows).min(dim=1).indices
     # Duplicate tokens may both be medoids (distance 0 to each other): force each medoid
     # into its own cluster so that no cluster is ever empty.
-    ar = torch.arange(k, device=medoids.device, dtype=torch.long).expand(b, k)
+    ar = torch.arange(k, device=medoids.device, dtype=torch.long).expand(r, k)
     labels.scatter_(1, medoids, ar)
     return labels
 
 
-def _update(dist64: Tensor, labels: Tensor, k: int,
-            onehot: Tensor | None = None, sums: Tensor | None = None) -> Tensor:
+class _Buffers:
+    """Work buffers of the k-medoids update for one slice of rows (see :data:`_SLICES`),
+    allocated once per call and reused through ``out=``: whole-batch [B, N, N] float64 or
+    [B, N, k] tensors would be fresh multi-MB allocations (page faults) in every iteration."""
+
+    def __init__(self, b: int, n: int, k: int, device: torch.device) -> None:
+        f64 = torch.float64
+        self.step = _slice_rows(b, device)
+        self.dist32 = torch.empty(self.step, n, n, dtype=torch.float32, device=device)  # gathered rows
+        self.dist64 = torch.empty(self.step, n, n, dtype=f64, device=device)  # their float64 copy
+        self.onehot = torch.empty(self.step, n, k, dtype=f64, device=device)  # cluster indicator
+        self.sums = torch.empty(self.step, n, k, dtype=f64, device=device)  # distance sums per cluster
+
+
+def _update(dist: Tensor, rows: Tensor | None, labels: Tensor, k: int, bufs: _Buffers) -> Tensor:
     """New medoid of each cluster = member with the smallest sum of distances to its cluster.
 
     Args:
-        dist64: float64 ``[B, N, N]`` distances (float32 values held exactly in float64).
-        labels: LongTensor ``[B, N]``.
+        dist: float32 ``[B, N, N]`` distances.
+        rows: LongTensor ``[R]``, the batch rows being updated; ``None``: all (``R = B``).
+        labels: LongTensor ``[R, N]``.
         k: number of clusters.
-        onehot, sums: optional float64 ``[B, N, k]`` work buffers.
+        bufs: work buffers.
 
     Returns:
-        LongTensor ``[B, k]``; cluster ``j`` keeps its position ``j``.
+        LongTensor ``[R, k]``; cluster ``j`` keeps its position ``j``.
     """
-    b, n, _ = dist64.shape
-    # cost_i = sum_{j : label_j == label_i} d_ij, via a one-hot product [B,N,N] x [B,N,k]
-    # (memory O(BNk) instead of an O(BN²) masked temporary). float64 accumulation of
+    r, n = labels.shape
+    # cost_i = sum_{j : label_j == label_i} d_ij, via a one-hot product [R,N,N] x [R,N,k]
+    # (memory O(RNk) instead of an O(RN²) masked temporary). float64 accumulation of
     # float32 values is exact, hence independent of the GEMM's summation order: true ties
-    # stay exact ties and the first-index rule decides them.
-    if onehot is None:
-        onehot = torch.empty(b, n, k, dtype=dist64.dtype, device=dist64.device)
-    onehot.zero_().scatter_(2, labels[:, :, None], 1.0)
-    sums = torch.bmm(dist64, onehot, out=sums)
-    cost = sums.gather(2, labels[:, :, None]).squeeze(2)  # [B, N]
+    # stay exact ties and the first-index rule decides them. The float64 distances are made
+    # one slice of rows at a time into a small reused buffer, where the GEMM reads them back
+    # from cache (measured: as fast as a product with a ready-made [B, N, N] float64 copy,
+    # whose allocation alone cost more than an update).
+    cost = torch.empty(r, n, dtype=torch.float64, device=dist.device)
+    step = bufs.step
+    for s in range(0, r, step):  # at most _SLICES iterations
+        e = min(s + step, r)
+        lab = labels[s:e, :, None]
+        onehot = bufs.onehot[: e - s].zero_().scatter_(2, lab, 1.0)
+        d32 = dist[s:e] if rows is None else torch.index_select(dist, 0, rows[s:e], out=bufs.dist32[: e - s])
+        sums = torch.bmm(bufs.dist64[: e - s].copy_(d32), onehot, out=bufs.sums[: e - s])
+        torch.gather(sums, 2, lab, out=cost[s:e, :, None])
     # Per-cluster minimum cost, then the smallest token index attaining it (first-index rule).
-    inf = torch.full((b, k), float("inf"), dtype=cost.dtype, device=cost.device)
+    inf = torch.full((r, k), float("inf"), dtype=cost.dtype, device=cost.device)
     cmin = inf.scatter_reduce_(1, labels, cost, reduce="amin", include_self=True)
     best = cost == cmin.gather(1, labels)
-    idx = torch.arange(n, device=labels.device, dtype=torch.long).expand(b, n)
+    idx = torch.arange(n, device=labels.device, dtype=torch.long).expand(r, n)
     cand = torch.where(best, idx, n)
-    new = torch.full((b, k), n, dtype=torch.long, device=labels.device)
+    new = torch.full((r, k), n, dtype=torch.long, device=labels.device)
     return new.scatter_reduce_(1, labels, cand, reduce="amin", include_self=True)
 
 
@@ -214,7 +273,7 @@ def _kkz_init(dist: Tensor, norms: Tensor, k: int) -> Tensor:
     """KKZ initialisation (paper Algorithm 1) for every row at once.
 
     Args:
-        dist: ``[B, N, N]`` distances.
+        dist: ``[B, N, N]`` exactly symmetric distances.
         norms: ``[B, N]`` L2 norms of the tokens as clustered.
         k: number of medoids.
 
@@ -223,18 +282,18 @@ def _kkz_init(dist: Tensor, norms: Tensor, k: int) -> Tensor:
     """
     b, n, _ = dist.shape
     med = torch.empty(b, k, dtype=torch.long, device=dist.device)
-    cur = norms.argmax(dim=1)  # first medoid: largest norm (first index on ties)
-    med[:, 0] = cur
+    cur = norms.argmax(dim=1, keepdim=True)  # [B, 1] first medoid: largest norm (first index on ties)
+    med[:, :1] = cur
     # mind[b, i] = distance of token i to its nearest chosen medoid, with chosen tokens
     # marked -1: distances are >= 0, so a chosen token is never picked again (this matters
     # when only duplicates are left: every distance is then 0) and min() keeps the mark.
-    mind = dist.gather(1, cur[:, None, None].expand(b, 1, n)).squeeze(1)  # [B, N]
-    mind.scatter_(1, cur[:, None], -1.0)
+    mind = _rows(dist, cur).squeeze(1)  # [B, N]
+    mind.scatter_(1, cur, -1.0)
     for t in range(1, k):  # loop over k, independent of B
-        cur = mind.argmax(dim=1)  # farthest from the chosen set, first index on ties
-        med[:, t] = cur
-        torch.minimum(mind, dist.gather(1, cur[:, None, None].expand(b, 1, n)).squeeze(1), out=mind)
-        mind.scatter_(1, cur[:, None], -1.0)
+        cur = mind.argmax(dim=1, keepdim=True)  # farthest from the chosen set, first index on ties
+        med[:, t : t + 1] = cur
+        torch.minimum(mind, _rows(dist, cur).squeeze(1), out=mind)
+        mind.scatter_(1, cur, -1.0)
     return med
 
 
@@ -244,46 +303,44 @@ def _kmedoids_f32(x: Tensor, k: int, max_iter: int, owned: bool = False) -> Clus
     ``owned``: ``x`` is a private copy that may be overwritten (centred in place).
     """
     b, n, _ = x.shape
-    norms = torch.linalg.vector_norm(x, dim=-1)  # [B, N], before x may be centred in place
-    dist32 = _pairwise_sq_distances(x, center_inplace=owned).sqrt_()  # Euclidean, not squared
-    med = _kkz_init(dist32, norms, k)
-    dist64 = dist32.double()  # exact copy, for exact distance sums
-    del dist32  # the iterations only need the float64 copy
+    norms = torch.empty(b, n, dtype=x.dtype, device=x.device)  # [B, N], filled before x is centred
+    dist = _pairwise_sq_distances(x, center_inplace=owned, sqrt=True, norms=norms)  # Euclidean
+    med = _kkz_init(dist, norms, k)
 
     # Iterate. A row whose medoids did not change in an iteration is converged and stays a
     # fixed point, so it may keep iterating harmlessly; the batch only needs to know, now and
     # then, whether every row has converged. On CUDA that check is a host synchronisation,
     # so it happens once per _CHECK_EVERY iterations; on the CPU it costs nothing and runs
-    # every iteration. At a check, converged rows leave the working set when that removes a
-    # good share of it (the copy of the remaining distance matrices must pay for itself).
+    # every iteration. At a check, converged rows leave the working set; the working rows
+    # are addressed by index in the full distance matrix, so leaving copies nothing.
     check_every = _check_every(x.device)
     bufs = _Buffers(b, n, k, x.device)
     out = med.clone()
-    rows = torch.arange(b, device=x.device)
-    dw, mw = dist64, med
+    rows = None  # [R] working rows; None while all rows are (no index copies)
+    mw = med  # [R, k] their medoids
     it = 0
     while it < max_iter:
         steps = min(check_every, max_iter - it)
-        to_med, onehot, sums = bufs.rows(mw.shape[0])
         moved = None
         for s in range(steps):
-            new = _update(dw, _assign(dw, mw, to_med), k, onehot, sums)
+            new = _update(dist, rows, _assign(dist, mw, rows), k, bufs)
             if s == steps - 1:
-                moved = (new != mw).any(dim=1)  # [B_work]: rows not yet converged
+                moved = (new != mw).any(dim=1)  # [R]: rows not yet converged
             mw = new
         it += steps
+        if rows is None:
+            out = mw
+        else:
+            out.index_copy_(0, rows, mw)
         keep = moved.nonzero().squeeze(1)  # the one host sync per block
         if keep.numel() == 0:
             break
-        if keep.numel() <= rows.numel() // 2:
-            out[rows] = mw
-            rows, dw, mw = rows[keep], dw[keep], mw[keep]
-    out[rows] = mw
-    del dw, bufs
+        rows, mw = (keep if rows is None else rows[keep]), mw[keep]
+    del bufs
 
     # Report medoids in ascending token order and relabel consistently with that order.
     med_sorted = out.sort(dim=1).values
-    labels = _assign(dist64, med_sorted)
+    labels = _assign(dist, med_sorted)
     return Clusters(med_sorted, labels)
 
 
@@ -372,22 +429,35 @@ def _spectral_embedding(x: Tensor, k: int, knn: int | None, sigma: float, dtype:
         owned: ``x`` is a private copy that may be centred in place.
 
     Returns:
-        float32 ``[B, N, k]``, each row of unit norm (zero rows stay zero).
+        float32 ``[B, N, k]`` (strides ``(N k, 1, N)``), each row of unit norm (zero rows
+        stay zero).
     """
     b, n, _ = x.shape
-    w = _affinity(_pairwise_sq_distances(x, center_inplace=owned), knn, sigma, dtype)
-    # Degree >= w_ii = 1 in exact arithmetic; the clamp only guards against pathological input.
-    deg = w.sum(dim=-1).clamp_min(torch.finfo(dtype).tiny)
-    dis = deg.rsqrt()
-    # L_sym = I - D^-1/2 W D^-1/2, in place. Rounding makes the stored matrix symmetric only
-    # up to an ulp; eigh reads the lower triangle alone, so it solves that triangle's
-    # symmetric matrix (the reference does the same).
-    lap = w.mul_(dis[:, :, None]).mul_(dis[:, None, :]).neg_()
-    torch.diagonal(lap, dim1=1, dim2=2).add_(1.0)
-    _, vecs = torch.linalg.eigh(lap)  # ascending eigenvalues, batched
-    u = vecs[..., :k]
-    u = u / torch.linalg.vector_norm(u, dim=-1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
-    return u.float()
+    d2 = _pairwise_sq_distances(x, center_inplace=owned)
+    # Laid out like the eigenvector columns it comes from (token index fastest), as the
+    # reference's rows are: the reductions over k in the k-medoids that follow (norms,
+    # centring) then sum in the same order, which keeps the results bit-identical.
+    u = torch.empty(b, k, n, dtype=torch.float32, device=x.device).transpose(1, 2)
+    tiny = torch.finfo(dtype).tiny
+    # One slice of rows at a time (see _SLICES): the graph, the Laplacian and eigh's own
+    # copy and eigenvectors are [B, N, N] tensors in dtype, each a fresh multi-MB
+    # allocation (page faults) if made for the whole batch; per slice they are small and
+    # reused. Every row's computation is unchanged (eigh solves row by row anyway).
+    step = _slice_rows(b, x.device)
+    for s in range(0, b, step):  # at most _SLICES iterations
+        e = min(s + step, b)
+        w = _affinity(d2[s:e], knn, sigma, dtype)
+        # Degree >= w_ii = 1 in exact arithmetic; the clamp only guards against pathological input.
+        dis = w.sum(dim=-1).clamp_min(tiny).rsqrt()
+        # L_sym = I - D^-1/2 W D^-1/2, in place. Rounding makes the stored matrix symmetric
+        # only up to an ulp; eigh reads the lower triangle alone, so it solves that
+        # triangle's symmetric matrix (the reference does the same).
+        lap = w.mul_(dis[:, :, None]).mul_(dis[:, None, :]).neg_()
+        torch.diagonal(lap, dim1=1, dim2=2).add_(1.0)
+        _, vecs = torch.linalg.eigh(lap)  # ascending eigenvalues, batched
+        us = vecs[..., :k]
+        u[s:e] = us / torch.linalg.vector_norm(us, dim=-1, keepdim=True).clamp_min(tiny)
+    return u
 
 
 def spectral(
