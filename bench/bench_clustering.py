@@ -11,7 +11,8 @@ same random input (standard normal, roughly the scale of CLIP tokens):
 * ``clustering.kmedoids`` (batched) and ``clustering_reference.kmedoids`` (row loop), and
   asserts that both give identical medoids and labels;
 * ``clustering.spectral`` with the dense graph and with the paper's kNN graph
-  (5 x frames per segment neighbours), as a multiple of the batched k-medoids time.
+  (5 x frames per segment neighbours), and the dense graph in float64 (``dtype=torch.float64``;
+  the default is float32, the original's precision), as a multiple of the batched k-medoids time.
 
 Everything is timed with ``torch.utils.benchmark.Timer.blocked_autorange`` (median, after a
 warm-up call). The reference loop runs on at most ``--ref-rows`` rows and its time is scaled
@@ -100,18 +101,21 @@ def run(args: argparse.Namespace) -> str:
 
         t_spec = _measure(lambda: C.spectral(x, k), device, args.min_run_time)
         t_spec_knn = _measure(lambda: C.spectral(x, k, knn=knn), device, args.min_run_time)
+        t_spec64 = _measure(lambda: C.spectral(x, k, dtype=torch.float64), device, args.min_run_time)
         scaled = "" if ref_rows == b else f" [timed on {ref_rows} rows, x{scale:g}]"
         rows_md.append(
             f"| {name} | {b}x{n}x{d}, K={k} | {_fmt(t_kmed)} | {_fmt(t_ref, scale)}{scaled} | "
             f"{_ratio(t_ref, t_kmed, scale)} | {_fmt(t_spec)}: {_ratio(t_spec, t_kmed)} | "
-            f"{_fmt(t_spec_knn)}: {_ratio(t_spec_knn, t_kmed)} (knn={knn}) | identical |"
+            f"{_fmt(t_spec_knn)}: {_ratio(t_spec_knn, t_kmed)} (knn={knn}) | "
+            f"{_fmt(t_spec64)}: {_ratio(t_spec64, t_kmed)} | identical |"
         )
         print(rows_md[-1], flush=True)
         RECORDS.append(dict(shape=name, rows=b, tokens=n, width=d, k=k, knn=knn, ref_rows=ref_rows,
                             kmedoids_s=t_kmed, reference_s=(t_ref[0] * scale, t_ref[1] * scale),
                             loop_over_batched=t_ref[0] * scale / t_kmed[0], spectral_dense_s=t_spec,
                             spectral_knn_s=t_spec_knn, spectral_dense_over_kmedoids=t_spec[0] / t_kmed[0],
-                            spectral_knn_over_kmedoids=t_spec_knn[0] / t_kmed[0], identical=bool(same)))
+                            spectral_knn_over_kmedoids=t_spec_knn[0] / t_kmed[0], spectral_dense_float64_s=t_spec64,
+                            spectral_dense_float64_over_kmedoids=t_spec64[0] / t_kmed[0], identical=bool(same)))
 
     cmd = "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])
     dev_desc = torch.cuda.get_device_name(device) if device.type == "cuda" else common.cpu_model()
@@ -126,8 +130,9 @@ def run(args: argparse.Namespace) -> str:
         "Times in ms as median (min) over blocks; ratios from medians (from mins).",
         "",
         "| shape | B x N x D, K | batched kmedoids ms | reference loop ms | loop / batched | "
-        "spectral dense ms: / kmedoids | spectral kNN ms: / kmedoids | medoids+labels |",
-        "|---|---|---|---|---|---|---|---|",
+        "spectral dense ms: / kmedoids | spectral kNN ms: / kmedoids | spectral dense float64 ms: / kmedoids | "
+        "medoids+labels |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     return "\n".join(header + rows_md) + "\n"
 

@@ -112,7 +112,7 @@ def kmedoids(x: Tensor, k: int, *, max_iter: int = 100, l2_normalize: bool = Fal
 
 
 def spectral_embedding_row(xb: Tensor, k: int, knn: int | None, sigma: float,
-                           dtype: torch.dtype = torch.float64) -> Tensor:
+                           dtype: torch.dtype = torch.float32) -> Tensor:
     """Normalised spectral embedding of one row: ``[N, D]`` float32 -> ``[N, k]`` float32."""
     n = xb.shape[0]
     d2 = pairwise_sq_distances_row(xb).to(dtype)
@@ -135,7 +135,7 @@ def spectral_embedding_row(xb: Tensor, k: int, knn: int | None, sigma: float,
 
 
 def spectral(x: Tensor, k: int, *, knn: int | None = None, sigma: float = 2.0,
-             max_iter: int = 100) -> Clusters:
+             max_iter: int = 100, dtype: torch.dtype = torch.float32) -> Clusters:
     """Reference spectral clustering; same contract as :func:`centerclip.clustering.spectral`."""
     _check(x, k)
     b, n, _ = x.shape
@@ -144,7 +144,7 @@ def spectral(x: Tensor, k: int, *, knn: int | None = None, sigma: float = 2.0,
     meds, labs = [], []
     with _fp32_context(x.device):  # no_grad, autocast off
         for i in range(b):
-            u = spectral_embedding_row(x[i].detach().float(), k, knn, sigma)
+            u = spectral_embedding_row(x[i].detach().float(), k, knn, sigma, dtype)
             m, lab = _kmedoids_row(u, k, max_iter)
             meds.append(m)
             labs.append(lab)

@@ -254,6 +254,19 @@ def test_spectral_underflowing_weights_no_nan():
         _assert_same(res, R.spectral(x, 6, knn=knn))
 
 
+@pytest.mark.parametrize("knn", [None, 5])
+def test_spectral_float64_option_matches_reference_and_float32_partitions(knn):
+    # blobs at patch-token-like spacing: float32 (the original's precision, the default) and
+    # float64 graphs give the same partition; each precision agrees with the per-row reference
+    x, truth = _blobs(3, 10, 8, seed=21)
+    r32 = C.spectral(x, 4, knn=knn, sigma=1.0)
+    r64 = C.spectral(x, 4, knn=knn, sigma=1.0, dtype=torch.float64)
+    assert _same_partition(r64.labels, truth) and _same_partition(r32.labels, truth)
+    _assert_same(r64, R.spectral(x, 4, knn=knn, sigma=1.0, dtype=torch.float64))
+    with pytest.raises(ValueError, match="dtype must be torch.float32 or torch.float64"):
+        C.spectral(x, 4, dtype=torch.float16)
+
+
 @pytest.mark.parametrize("knn,sigma", [(None, 2.0), (None, 6.0), (8, 4.0), (15, 2.0)])
 def test_spectral_matches_reference_random(knn, sigma):
     x = torch.randn(4, 36, 16, generator=_gen(13 + (knn or 0)))
