@@ -46,7 +46,9 @@ rule frame_cache:
         jpeg_quality=config["preprocess"].get("jpeg_quality", 90),
     resources:
         mem_mb=4000,
-        runtime=240,
+        # one process, ~2 ms per frame measured (decode + crop + store, bench/README.md "Data"):
+        # MSR-VTT's ~0.45 M frames ~15 min, ActivityNet's ~7 M frames ~4 h; slower nodes get headroom
+        runtime=12 * 60,
     log:
         os.path.join(LOGS, "frame_cache", "{dataset}.log"),
     benchmark:
