@@ -79,7 +79,8 @@ def _coverage_note(runs: Sequence[Mapping]) -> str:
     """'' when every run saw the whole test set, else how many test videos were missing (bad videos the
     config allowed to be missing): such numbers are not comparable with the paper's."""
     missing = {v for m in runs for v in (m.get("test_coverage") or {}).get("missing_test_videos", [])}
-    return f"test set incomplete: {len(missing)} videos missing" if missing else ""
+    n = len(missing)
+    return f"test set incomplete: {n} video{'s' if n > 1 else ''} missing" if missing else ""
 
 
 def _isnan(v: object) -> bool:

@@ -201,7 +201,7 @@ def test_allowed_bad_test_video_is_left_out_and_said_so(pipeline):
     log = (work / f"results/logs/train/msrvtt/{RUN}/seed42.log").read_text()
     assert "training without video zero_bytes" in log
     table = (work / "results/tables/table3.md").read_text()
-    assert "test set incomplete: 1 videos missing" in table
+    assert "ours (1 seed; test set incomplete: 1 video missing)" in table
 
     # allowing one more video later reruns the check only, no training or evaluation
     raw = work.parent / "raw"
