@@ -212,15 +212,17 @@ class FrameCache:
             return np.zeros((0, self.size, self.size, 3), np.uint8)
         if idx.min() < 0 or idx.max() >= count:
             raise IndexError(f"{video_id}: frame index out of range 0..{count - 1}")
-        lo, hi = int(idx.min()), int(idx.max()) + 1
+        # JPEG: decode each distinct frame once (a short video repeats its last frame up to T-1 times)
+        want, back = np.unique(idx, return_inverse=True) if self.storage == "jpeg" else (idx, None)
+        lo, hi = int(want[0] if back is not None else idx.min()), int(idx.max()) + 1
         data = self._data()
-        if hi - lo <= 2 * idx.size:
+        if hi - lo <= 2 * want.size:
             # one contiguous read beats many small ones when the span is dense
-            rows = data[offset + lo:offset + hi][idx - lo]
+            rows = data[offset + lo:offset + hi][want - lo]
         else:
-            rows = [data[offset + int(i)] for i in idx]
-        if self.storage == "jpeg":
-            return np.stack([_jpeg_decode(r) for r in rows])
+            rows = [data[offset + int(i)] for i in want]
+        if back is not None:
+            return np.stack([_jpeg_decode(r) for r in rows])[back.reshape(-1)]
         return rows if isinstance(rows, np.ndarray) else np.stack(rows)
 
     def close(self) -> None:
