@@ -192,3 +192,20 @@ def test_dataset_items(cache):
     assert "broken.mp4" in ds.dropped[0][1]
     with pytest.raises(KeyError, match="nor recorded there as bad.*rebuild it"):
         VideoTextDataset(path, [("never_seen", "x")], 12, 32, train=False)
+
+
+def test_test_coverage_check(tmp_path):
+    from centerclip.data.bad_videos import BadTestVideos, check_test_coverage, read_bad_videos, write_bad_videos
+
+    path = tmp_path / "bad_videos.tsv"
+    write_bad_videos([("v1", "train", "compress", "empty file"), ("t9", "test", "cache", "cannot decode")], path)
+    bad = read_bad_videos(path)
+    with pytest.raises(BadTestVideos) as ei:
+        check_test_coverage(bad, [], path, "msrvtt")
+    msg = str(ei.value)
+    assert "t9 (cache): cannot decode" in msg and "datasets.msrvtt.allow_missing_test_videos" in msg
+    assert "v1" not in msg  # a bad training video never stops the run
+    cov = check_test_coverage(bad, ["t9", "t3"], path, "msrvtt")
+    assert cov == {"dataset": "msrvtt", "complete": False, "missing_test_videos": ["t9"],
+                   "bad_train_videos": ["v1"], "allowed_but_not_bad": ["t3"]}
+    assert check_test_coverage(bad[bad.split == "train"], [], path, "msrvtt")["complete"]
