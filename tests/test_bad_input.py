@@ -104,7 +104,9 @@ def _build_raw(root: Path, tmp: Path) -> dict[str, dict]:
 
 def _config(raw: Path, allowed: list[str] | None = None) -> dict:
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    cfg["datasets"]["msrvtt"] = {"format": "msrvtt", "source": str(raw), "train_splits": ["9k"]}
+    # JPEG storage here (the demo uses raw): the per-dataset cache_storage wiring is exercised end to end too
+    cfg["datasets"]["msrvtt"] = {"format": "msrvtt", "source": str(raw), "train_splits": ["9k"],
+                                 "cache_storage": "jpeg"}
     if allowed is not None:
         cfg["datasets"]["msrvtt"]["allow_missing_test_videos"] = allowed
     cfg["only_experiments"] = [RUN]
@@ -170,6 +172,7 @@ def test_every_bad_video_is_listed_with_its_reason(pipeline):
 
 def test_awkward_videos_are_cached_with_the_expected_frames(pipeline):
     cache = FrameCache(pipeline["data"] / "frames.h5")
+    assert cache.storage == "jpeg"
     good = {v: c for v, c in pipeline["cases"].items() if "bad" not in c}
     assert sorted(cache.video_ids) == sorted(good)  # nothing else lost
     shards = [r for p in sorted((pipeline["data"] / "compressed").glob("shard*.tsv"))
