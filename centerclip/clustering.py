@@ -403,7 +403,7 @@ def _affinity(d2: Tensor, knn: int | None, sigma: float, dtype: torch.dtype) -> 
         ``[B, N, N]`` symmetric weights, ``w_ii = 1``.
     """
     n = d2.shape[-1]
-    # In place on a private copy: [B, N, N] float64 temporaries are the cost here.
+    # In place on a private copy: [B, N, N] temporaries (in the graph's dtype) are the cost here.
     w = d2.to(dtype, copy=True).mul_(-1.0 / (2.0 * sigma * sigma)).exp_()
     if knn is not None and knn < n:
         # Keep entries >= the row's knn-th largest value (ties at the threshold are all kept,
