@@ -120,6 +120,18 @@ def test_accelerator_check_schedule_gives_same_result(monkeypatch, every):
         _assert_same(C.kmedoids(x, 12, max_iter=it), R.kmedoids(x, 12, max_iter=it))
 
 
+@pytest.mark.parametrize("rows_per_slice", ["all", 5])
+def test_slicing_of_the_batch_changes_nothing(monkeypatch, rows_per_slice):
+    # The CPU works in slices of rows; an accelerator uses one slice (all rows), and a slice size
+    # that does not divide B leaves a short last slice: every layout gives the loop's results.
+    monkeypatch.setattr(C, "_slice_rows", lambda b, device: b if rows_per_slice == "all" else rows_per_slice)
+    x = torch.randn(13, 40, 16, generator=_gen(23))
+    _assert_same(C.kmedoids(x, 8), R.kmedoids(x, 8))
+    _assert_same(C.kmedoids(x, 8, l2_normalize=True), R.kmedoids(x, 8, l2_normalize=True))
+    for knn in (None, 10):
+        _assert_same(C.spectral(x, 6, knn=knn, sigma=4.0), R.spectral(x, 6, knn=knn, sigma=4.0))
+
+
 def test_symmetrisation_fallback(monkeypatch):
     # If the GEMM ever returned a non-symmetric Gram, min(d2, d2^T) takes over.
     x = torch.randn(3, 30, 8, generator=_gen(22))
