@@ -162,15 +162,7 @@ def main(argv: list[str] | None = None) -> str:
     args = p.parse_args(argv)
     RECORDS.clear()
     block = run(args)
-    print()
-    print(block)
-    if args.json:
-        import json
-
-        Path(args.json).write_text(json.dumps(dict(rows=RECORDS, markdown=block), indent=1))
-    if not args.no_readme:
-        common.append_section(SECTION, INTRO, block)
-        print(f"appended to {common.README}")
+    common.publish(SECTION, INTRO, dict(rows=RECORDS, markdown=block), args.json, not args.no_readme)
     return block
 
 

@@ -70,17 +70,11 @@ def run(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads or 1)  # --quick: 1 thread (a smoke run must not stall on a busy box)
     backbones = S.QUICK_BACKBONES if args.quick else S.BACKBONES
     sizes = SIZES["quick" if args.quick else device.type]
-    n_videos = {S.MSRVTT_B32: args.videos_b32 or sizes[0], S.MSRVTT_B16: args.videos_b16 or sizes[1],
-                S.ANET_B32: args.videos_anet or sizes[2]}
+    rows_all, n_videos = S.select(args, sizes)
     repeats = args.repeats or (2 if args.quick else (10 if device.type == "cuda" else 3))
-    b16 = tuple(m for m in args.b16.split(",") if m)
-    rows_all = S.settings(b16)
     groups: dict[str, list[S.Setting]] = {}
     for s in rows_all:
         groups.setdefault(s.group, []).append(s)
-    if args.groups:
-        wanted = {g.strip() for g in args.groups.split(";")}
-        groups = {g: v for g, v in groups.items() if g in wanted or any(w in g for w in wanted)}
 
     load_start = common.loadavg()
     results = []
@@ -147,12 +141,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="narrow model, few videos (CI smoke run)")
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave default; --quick: 1)")
     p.add_argument("--repeats", type=int, default=0, help="timed calls per setting (0: 3 on CPU, 10 on CUDA)")
-    p.add_argument("--videos-b32", type=int, default=0, help="videos per batch, ViT-B/32 12 frames")
-    p.add_argument("--videos-b16", type=int, default=0, help="videos per batch, ViT-B/16 12 frames")
-    p.add_argument("--videos-anet", type=int, default=0, help="videos per batch, ViT-B/32 60 frames")
-    p.add_argument("--b16", default="kmedoids,spectral",
-                   help="methods besides the baseline for ViT-B/16 (kmedoids,spectral,pooling,sparse)")
-    p.add_argument("--groups", default="", help="only groups whose name contains one of these (;-separated)")
+    S.add_selection_args(p, "kmedoids,spectral",
+                         "methods besides the baseline for ViT-B/16 (kmedoids,spectral,pooling,sparse)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default="", help="also write the result as JSON here")
     p.add_argument("--no-readme", action="store_true", help="print only, do not append to bench/README.md")

@@ -133,12 +133,7 @@ def child(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> dict:
     device = args.device
     sizes = SIZES["quick" if args.quick else device]
-    n_videos = {S.MSRVTT_B32: args.videos_b32 or sizes[0], S.MSRVTT_B16: args.videos_b16 or sizes[1],
-                S.ANET_B32: args.videos_anet or sizes[2]}
-    rows = S.settings(tuple(m for m in args.b16.split(",") if m))
-    if args.groups:
-        wanted = [g.strip() for g in args.groups.split(";")]
-        rows = [s for s in rows if any(w in s.group for w in wanted)]
+    rows, n_videos = S.select(args, sizes)
     if args.quick and not args.all_settings:  # smoke run: one reduced row per group, and the baselines
         rows = [s for s in rows if s.method == "meanP" or s.key in QUICK_KEYS]
     threads = args.threads or (1 if args.quick else 0)
@@ -207,11 +202,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--quick", action="store_true", help="narrow model (CI smoke run)")
     p.add_argument("--threads", type=int, default=0, help="torch threads in each child (0: default; --quick: 1)")
-    p.add_argument("--videos-b32", type=int, default=0, help="videos per batch, ViT-B/32 12 frames")
-    p.add_argument("--videos-b16", type=int, default=0, help="videos per batch, ViT-B/16 12 frames")
-    p.add_argument("--videos-anet", type=int, default=0, help="videos per batch, ViT-B/32 60 frames")
-    p.add_argument("--b16", default="kmedoids", help="methods besides the baseline for ViT-B/16")
-    p.add_argument("--groups", default="", help="only groups whose name contains one of these (;-separated)")
+    S.add_selection_args(p, "kmedoids", "methods besides the baseline for ViT-B/16")
     p.add_argument("--all-settings", action="store_true", help="with --quick: every setting, not one per group")
     p.add_argument("--timeout", type=float, default=600, help="seconds per child process")
     p.add_argument("--json", default="", help="also write the result as JSON here")

@@ -20,6 +20,7 @@ clustering setting can only approach the FLOP ratio from above.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 
 # ViT shapes of OpenAI CLIP (random weights are enough for time and memory).
@@ -146,3 +147,24 @@ def flop_ratio(s: Setting, backbone: dict | None = None) -> float:
     bb = backbone or BACKBONES[s.backbone]
     base = Setting(s.group, s.backbone, s.frames)
     return encoder_macs(bb, s) / encoder_macs(bb, base)
+
+
+def add_selection_args(p: argparse.ArgumentParser, b16_default: str, b16_help: str) -> None:
+    """The command-line options that pick rows and batch sizes (shared by bench_encoder / bench_memory)."""
+    p.add_argument("--videos-b32", type=int, default=0, help="videos per batch, ViT-B/32 12 frames")
+    p.add_argument("--videos-b16", type=int, default=0, help="videos per batch, ViT-B/16 12 frames")
+    p.add_argument("--videos-anet", type=int, default=0, help="videos per batch, ViT-B/32 60 frames")
+    p.add_argument("--b16", default=b16_default, help=b16_help)
+    p.add_argument("--groups", default="", help="only groups whose name contains one of these (;-separated)")
+
+
+def select(args: argparse.Namespace, sizes: tuple[int, int, int]) -> tuple[list[Setting], dict[str, int]]:
+    """The settings the options ask for, in order, and the videos per batch of each group
+    (``sizes``: defaults for ViT-B/32, ViT-B/16, ActivityNet)."""
+    n_videos = {MSRVTT_B32: args.videos_b32 or sizes[0], MSRVTT_B16: args.videos_b16 or sizes[1],
+                ANET_B32: args.videos_anet or sizes[2]}
+    rows = settings(tuple(m for m in args.b16.split(",") if m))
+    if args.groups:
+        wanted = [g.strip() for g in args.groups.split(";")]
+        rows = [s for s in rows if any(w in s.group for w in wanted)]
+    return rows, n_videos
