@@ -50,10 +50,11 @@ def check_test_coverage(bad: pd.DataFrame, allowed: Iterable[str], bad_list_path
     lost = test_bad[~test_bad.video_id.isin(allowed)]
     if not lost.empty:
         listing = "\n".join(f"  {r.video_id} ({r.stage}): {r.reason}" for r in lost.itertuples())
+        cache = os.path.join(os.path.dirname(str(bad_list_path)), "frames.h5")
         raise BadTestVideos(
             f"{len(lost)} test video(s) of {dataset} are broken (all bad videos: {bad_list_path}):\n{listing}\n"
-            f"Replace the source files and rebuild (`snakemake --forcerun compress_shard "
-            f"{os.path.join(os.path.dirname(str(bad_list_path)), 'frames.h5')}`), or accept losing them by adding their ids to "
+            f"Replace the source files and rebuild (`snakemake --forcerun compress_shard {cache}`), "
+            "or accept losing them by adding their ids to "
             f"datasets.{dataset}.allow_missing_test_videos in the config (the numbers are then computed on an "
             "incomplete test set, not comparable with the paper, and the tables say so)."
         )

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import simplejpeg
 
 from centerclip.data.compress import BadVideo
 
@@ -70,15 +71,8 @@ def _jpeg_bytes(frame: np.ndarray, quality: int) -> np.ndarray:
 
 
 def _jpeg_decode(data: np.ndarray) -> np.ndarray:
-    """One JPEG -> uint8 [S, S, 3]. simplejpeg (libjpeg-turbo) decodes to the same pixels as Pillow
-    at ~1.6x the speed (bench/README.md, "Data"); Pillow is the fallback."""
-    try:
-        import simplejpeg
-    except ImportError:  # pragma: no cover - simplejpeg is a dependency; kept for minimal installs
-        from PIL import Image
-
-        with Image.open(io.BytesIO(data.tobytes())) as img:
-            return np.asarray(img.convert("RGB"))
+    """One JPEG -> uint8 [S, S, 3]. simplejpeg (libjpeg-turbo, a dependency) decodes to the same
+    pixels as Pillow at ~1.6x the speed (bench/README.md, "Data")."""
     return simplejpeg.decode_jpeg(data.tobytes(), colorspace="RGB")
 
 
