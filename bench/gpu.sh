@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Benchmark items 1-3 (clustering kernels, visual encoder forward, training-step peak memory) on a
-# GPU machine, straight from the working tree, with the machine's own Python and PyTorch.
+# Device tests of the model core, then benchmark items 1-3 (clustering kernels, visual encoder forward,
+# training-step peak memory) on a GPU machine, straight from the working tree, with its own Python and PyTorch.
 #
-#   bash bench/gpu.sh                          # CUDA, full shapes (< 8 minutes on one H100/H200)
+#   bash bench/gpu.sh                          # CUDA: device tests, then full shapes (< 9.5 minutes)
 #   bash bench/gpu.sh --device cpu --quick     # CI: the same script on CPU, small shapes (< 90 s)
 #   bash bench/gpu.sh --with-data              # also the data item (needs h5py, decord, PIL, ffmpeg)
 #
@@ -11,8 +11,9 @@
 # item's light dependencies are pip-installed only if missing and only with --with-data, and the
 # item is skipped when that fails (no internet on the GPU machines).
 # Results: $OUT/bench_gpu.json and $OUT/bench_gpu.md ($OUT if set, else bench/results/), plus the
-# log bench_gpu.log and nvidia-smi's view of the GPU. bench/README.md is not modified (copy the
-# Markdown block into it by hand, naming the GPU). Exit 0 when every item ran.
+# log bench_gpu.log (with the device tests' outcome) and nvidia-smi's view of the GPU.
+# bench/README.md is not modified (copy the Markdown block into it by hand, naming the GPU).
+# Exit 0 when the device tests passed and every item ran.
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,7 +29,7 @@ while [ $# -gt 0 ]; do
         --device=*) device="${1#*=}"; shift ;;
         --quick) quick=(--quick); shift ;;
         --with-data) with_data=1; shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "gpu.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -81,9 +82,27 @@ EOF
     fi
 fi
 
-# 470 s in all keeps the script under 8 minutes even if an item hangs.
+# The model core's device tests first (tests/test_device.py: clustering, CLIP and the encoder on
+# the device, agreement with the CPU and the per-row reference): a benchmark of wrong code is
+# worth nothing. pytest is part of the GPU machines' image; on --device cpu the same tests run
+# on the CPU (a check of the tests themselves).
+tests_rc=0
+if "$py" -c "import pytest" >/dev/null 2>&1; then
+    echo "gpu.sh: device tests (tests/test_device.py)" | tee -a "$log"
+    [ "$device" = cpu ] && export CENTERCLIP_TEST_DEVICE=cpu
+    timeout 90 "$py" -m pytest -q -p no:cacheprovider tests/test_device.py -rs 2>&1 | tee -a "$log"
+    tests_rc=${PIPESTATUS[0]}
+    echo "gpu.sh: device tests exit $tests_rc" | tee -a "$log"
+else
+    echo "gpu.sh: pytest not importable by $py; device tests not run" | tee -a "$log"
+    tests_rc=4
+fi
+
+# 470 s in all keeps the benchmarks under 8 minutes even if an item hangs (tests + benchmarks
+# under 9.5 minutes).
 timeout 470 "$py" "$here/run_all.py" --device "$device" "${quick[@]}" --items "$items" --no-readme \
     --timeout 300 --json "$out/bench_gpu.json" --md "$out/bench_gpu.md" 2>&1 | tee -a "$log"
 rc=${PIPESTATUS[0]}
-echo "gpu.sh: exit $rc; results in $out/bench_gpu.json and $out/bench_gpu.md" | tee -a "$log"
+[ "$rc" = 0 ] && rc=$tests_rc
+echo "gpu.sh: exit $rc (device tests $tests_rc); results in $out/bench_gpu.json and $out/bench_gpu.md" | tee -a "$log"
 exit "$rc"

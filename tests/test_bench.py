@@ -69,6 +69,9 @@ def test_gpu_script_runs_on_cpu(tmp_path):
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads((tmp_path / "bench_gpu.json").read_text())
+    log = (tmp_path / "bench_gpu.log").read_text()
+    # The device tests ran first (on the CPU here) and passed, with nothing failing silently.
+    assert "gpu.sh: device tests exit 0" in log and " passed" in log and " failed" not in log
     assert (tmp_path / "bench_gpu.md").read_text().startswith("# Benchmark suite")
     assert {"device", "quick", "info", "items", "errors", "targets"} <= set(res)
     assert res["device"] == "cpu" and res["quick"] is True and res["errors"] == {}
