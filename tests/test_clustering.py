@@ -7,6 +7,7 @@ import torch
 
 from centerclip import clustering as C
 from centerclip import clustering_reference as R
+from tests.model_inputs import blobs, same_partition
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -220,34 +221,12 @@ def test_edge_cases_k_and_batch():
 # ----------------------------------------------------------------------------- spectral
 
 
-def _blobs(b: int, per: int, d: int, seed: int, spread: float = 0.1, sep: float = 10.0):
-    """b rows of 4 well-separated gaussian blobs, tokens shuffled; returns x and blob ids."""
-    g = _gen(seed)
-    centers = torch.eye(4, d) * sep
-    ids = torch.arange(4).repeat_interleave(per)
-    xs, ys = [], []
-    for _ in range(b):
-        perm = torch.randperm(4 * per, generator=g)
-        xs.append(centers[ids[perm]] + spread * torch.randn(4 * per, d, generator=g))
-        ys.append(ids[perm])
-    return torch.stack(xs), torch.stack(ys)
-
-
-def _same_partition(labels: torch.Tensor, truth: torch.Tensor) -> bool:
-    """True when the clustering equals the ground-truth grouping up to renaming."""
-    for lab, tru in zip(labels, truth):
-        pairs = set(zip(lab.tolist(), tru.tolist()))
-        if len(pairs) != len(set(lab.tolist())) or len(pairs) != len(set(tru.tolist())):
-            return False
-    return True
-
-
 @pytest.mark.parametrize("knn", [None, 5])
-def test_spectral_finds_separated_blobs(knn):
-    x, truth = _blobs(3, 10, 8, seed=11)
+def test_spectral_finds_separatedblobs(knn):
+    x, truth = blobs(3, 10, 8, seed=11)
     res = C.spectral(x, 4, knn=knn, sigma=1.0)
     _check_invariants(res, x, 4)
-    assert _same_partition(res.labels, truth)
+    assert same_partition(res.labels, truth)
     # Medoids select original tokens: one per blob.
     for b in range(3):
         assert sorted(truth[b, res.medoids[b]].tolist()) == [0, 1, 2, 3]
@@ -270,10 +249,10 @@ def test_spectral_underflowing_weights_no_nan():
 def test_spectral_float64_option_matches_reference_and_float32_partitions(knn):
     # blobs at patch-token-like spacing: float32 (the original's precision, the default) and
     # float64 graphs give the same partition; each precision agrees with the per-row reference
-    x, truth = _blobs(3, 10, 8, seed=21)
+    x, truth = blobs(3, 10, 8, seed=21)
     r32 = C.spectral(x, 4, knn=knn, sigma=1.0)
     r64 = C.spectral(x, 4, knn=knn, sigma=1.0, dtype=torch.float64)
-    assert _same_partition(r64.labels, truth) and _same_partition(r32.labels, truth)
+    assert same_partition(r64.labels, truth) and same_partition(r32.labels, truth)
     _assert_same(r64, R.spectral(x, 4, knn=knn, sigma=1.0, dtype=torch.float64))
     with pytest.raises(ValueError, match="dtype must be torch.float32 or torch.float64"):
         C.spectral(x, 4, dtype=torch.float16)

@@ -20,9 +20,10 @@ import torch
 
 from centerclip import clustering as C
 from centerclip import clustering_reference as R
-from centerclip.clip import CLIP, CLIPConfig, load
+from centerclip.clip import CLIP, load
 from centerclip.model import RetrievalModel
-from centerclip.video_encoder import ClusterStage, TokenReduction, encode_segments, pool_segments
+from centerclip.video_encoder import ClusterStage, TokenReduction
+from tests.model_inputs import TINY, blobs, encode, same_partition, video_batch
 
 DEVICE = torch.device(os.environ.get("CENTERCLIP_TEST_DEVICE", "cuda"))
 pytestmark = pytest.mark.skipif(
@@ -30,10 +31,6 @@ pytestmark = pytest.mark.skipif(
     reason="needs a CUDA device (bench/gpu.sh runs this file on a GPU machine)",
 )
 cuda_only = pytest.mark.skipif(DEVICE.type != "cuda", reason="CUDA-specific behaviour")
-
-TINY = CLIPConfig(embed_dim=32, image_resolution=64, vision_layers=4, vision_width=64, vision_patch_size=16,
-                  context_length=16, vocab_size=49408, transformer_width=64, transformer_heads=1,
-                  transformer_layers=1)
 
 
 @pytest.fixture(autouse=True)
@@ -51,26 +48,6 @@ def _no_tf32():
 def _randn(*shape: int, seed: int) -> torch.Tensor:
     """Standard normal tokens drawn on the CPU (same values whatever the device), then moved."""
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).to(DEVICE)
-
-
-def _blobs(b: int, per: int, k: int, d: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``b`` rows of ``k`` well-separated groups of ``per`` tokens each, shuffled; and the group ids."""
-    g = torch.Generator().manual_seed(seed)
-    centres = 10.0 * torch.randn(b, k, d, generator=g)
-    truth = torch.arange(k).repeat_interleave(per).expand(b, -1).contiguous()
-    x = centres.gather(1, truth[:, :, None].expand(-1, -1, d)) + 0.05 * torch.randn(b, k * per, d, generator=g)
-    perm = torch.stack([torch.randperm(k * per, generator=g) for _ in range(b)])
-    x = x.gather(1, perm[:, :, None].expand(-1, -1, d))
-    return x, truth.gather(1, perm)
-
-
-def _same_partition(labels: torch.Tensor, truth: torch.Tensor) -> bool:
-    """Every row's clusters are its true groups, up to renumbering."""
-    for lab, tru in zip(labels.cpu(), truth.cpu()):
-        pairs = set(zip(lab.tolist(), tru.tolist()))
-        if len(pairs) != len(set(lab.tolist())) or len(pairs) != len(set(tru.tolist())):
-            return False
-    return True
 
 
 def _assert_same(a: C.Clusters, b: C.Clusters) -> None:
@@ -92,14 +69,14 @@ def test_kmedoids_on_device_matches_the_row_loop(b, n, d, k, l2):
 
 
 def test_kmedoids_on_device_finds_the_groups_the_cpu_finds():
-    x, truth = _blobs(4, 6, 8, seed=3)
+    x, truth = blobs(4, 6, 16, seed=3, k=8)
     res = C.kmedoids(x.to(DEVICE), 8)
-    assert _same_partition(res.labels, truth)
+    assert same_partition(res.labels, truth)
     # Each medoid is in a different group, on the device as on the CPU.
     cpu = C.kmedoids(x, 8)
     for r in range(4):
         assert sorted(truth[r, res.medoids[r].cpu()].tolist()) == list(range(8))
-    assert _same_partition(res.labels, cpu.labels)
+    assert same_partition(res.labels, cpu.labels)
 
 
 @cuda_only
@@ -136,11 +113,11 @@ def test_host_synchronisations_do_not_grow_with_batch_or_iterations():
 
 @pytest.mark.parametrize("knn", [None, 5])
 def test_spectral_on_device_finds_separated_groups(knn):
-    x, truth = _blobs(3, 10, 4, d=8, seed=11)
+    x, truth = blobs(3, 10, 8, seed=11)
     for dtype in (torch.float32, torch.float64):
         res = C.spectral(x.to(DEVICE), 4, knn=knn, sigma=1.0, dtype=dtype)
         assert res.medoids.device.type == DEVICE.type
-        assert _same_partition(res.labels, truth)
+        assert same_partition(res.labels, truth)
         for r in range(3):
             assert sorted(truth[r, res.medoids[r].cpu()].tolist()) == [0, 1, 2, 3]
 
@@ -167,21 +144,6 @@ def clip_pair():
     return cpu, dev
 
 
-def _video(b: int = 2, t: int = 4, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    video = torch.randn(b, t, 3, 64, 64, generator=g)
-    mask = torch.ones(b, t, dtype=torch.bool)
-    mask[1, 3:] = False  # the second video has 3 real frames
-    return video, mask
-
-
-def _encode(clip: CLIP, reduction: TokenReduction, video: torch.Tensor, mask: torch.Tensor,
-            training: bool = False) -> torch.Tensor:
-    p = next(clip.parameters())
-    feats, seg_mask = encode_segments(clip.visual, video.to(p.device), mask.to(p.device), reduction, training)
-    return pool_segments(feats, seg_mask)
-
-
 def test_load_to_device_gives_the_cpu_features(tmp_path, clip_pair):
     cpu, _ = clip_pair
     path = tmp_path / "tiny.pt"
@@ -200,14 +162,14 @@ def test_load_to_device_gives_the_cpu_features(tmp_path, clip_pair):
 
 def test_encoder_equivalences_on_device(clip_pair):
     cpu, dev = clip_pair
-    video, mask = _video()
+    video, mask = video_batch()
     with torch.no_grad():
-        meanp = _encode(dev, TokenReduction("meanP"), video, mask)
-        torch.testing.assert_close(meanp.cpu(), _encode(cpu, TokenReduction("meanP"), video, mask),
+        meanp = encode(dev, TokenReduction("meanP"), video, mask)
+        torch.testing.assert_close(meanp.cpu(), encode(cpu, TokenReduction("meanP"), video, mask),
                                    rtol=1e-4, atol=1e-5)
         # One frame per segment and K = all patches: the clustering stage keeps every token.
         keep_all = TokenReduction("centerclip", (ClusterStage(block=2, segments=4, clusters=dev.visual.grid ** 2),))
-        torch.testing.assert_close(_encode(dev, keep_all, video, mask), meanp)
+        torch.testing.assert_close(encode(dev, keep_all, video, mask), meanp)
 
 
 @pytest.mark.parametrize("method,stages", [
@@ -221,11 +183,11 @@ def test_encoder_equivalences_on_device(clip_pair):
 ])
 def test_every_method_on_device_agrees_with_the_cpu(clip_pair, method, stages):
     cpu, dev = clip_pair
-    video, mask = _video()
+    video, mask = video_batch()
     red = TokenReduction(method, stages)
     with torch.no_grad():
-        v = _encode(dev, red, video, mask)
-        ref = _encode(cpu, red, video, mask)
+        v = encode(dev, red, video, mask)
+        ref = encode(cpu, red, video, mask)
     assert v.device.type == DEVICE.type and bool(torch.isfinite(v).all())
     if any(s.algorithm == "spectral" for s in stages):
         # Eigenvectors from cuSOLVER and LAPACK differ by rounding, which may move a medoid
@@ -239,12 +201,12 @@ def test_every_method_on_device_agrees_with_the_cpu(clip_pair, method, stages):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_autocast_on_device(clip_pair, dtype):
     _, dev = clip_pair
-    video, mask = _video()
+    video, mask = video_batch()
     red = TokenReduction("centerclip", (ClusterStage(2, 2, 8),))
     with torch.no_grad():
-        ref = _encode(dev, red, video, mask)
+        ref = encode(dev, red, video, mask)
         with torch.autocast(DEVICE.type, dtype=dtype):
-            v = _encode(dev, red, video, mask)
+            v = encode(dev, red, video, mask)
     assert bool(torch.isfinite(v).all())
     assert torch.nn.functional.cosine_similarity(v.float(), ref).min() > 0.98
 
@@ -252,7 +214,7 @@ def test_autocast_on_device(clip_pair, dtype):
 def test_gradients_on_device_reach_clip_through_kept_tokens():
     torch.manual_seed(0)
     model = RetrievalModel(CLIP(TINY), TokenReduction("centerclip", (ClusterStage(2, 2, 8),))).to(DEVICE)
-    video, mask = _video()
+    video, mask = video_batch()
     tokens = torch.randint(1, 1000, (2, 16), generator=torch.Generator().manual_seed(4))
     tokens[:, -1] = 49407
     with torch.autocast(DEVICE.type, dtype=torch.bfloat16):

@@ -3,28 +3,16 @@
 import pytest
 import torch
 
-from centerclip.clip import CLIP, CLIPConfig
+from centerclip.clip import CLIP
 from centerclip.clustering import kmedoids
 from centerclip.model import RetrievalModel
-from centerclip.video_encoder import ClusterStage, TokenReduction, encode_segments, pool_segments, reduce_tokens
-
-TINY = CLIPConfig(embed_dim=32, image_resolution=64, vision_layers=4, vision_width=64, vision_patch_size=16,
-                  context_length=16, vocab_size=49408, transformer_width=64, transformer_heads=1,
-                  transformer_layers=1)
-
+from centerclip.video_encoder import ClusterStage, TokenReduction, encode_segments, reduce_tokens
+from tests.model_inputs import TINY, encode, video_batch
 
 @pytest.fixture(scope="module")
 def clip():
     torch.manual_seed(0)
     return CLIP(TINY).eval()
-
-
-def video_batch(b=2, t=4, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    video = torch.randn(b, t, 3, 64, 64, generator=g)
-    mask = torch.ones(b, t, dtype=torch.bool)
-    mask[1, 3:] = False  # second video has 3 real frames
-    return video, mask
 
 
 def meanp_by_hand(clip, video, mask):
@@ -35,11 +23,6 @@ def meanp_by_hand(clip, video, mask):
     m = mask.float().unsqueeze(-1)
     v = (f * m).sum(1) / m.sum(1)
     return v / v.norm(dim=-1, keepdim=True)
-
-
-def encode(clip, reduction, video, mask, training=False):
-    feats, seg_mask = encode_segments(clip.visual, video, mask, reduction, training)
-    return pool_segments(feats, seg_mask)
 
 
 def test_meanp_is_clip4clip(clip):
