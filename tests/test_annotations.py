@@ -150,8 +150,11 @@ def test_activitynet_paragraph_per_video_and_extension_lookup(tmp_path):
     assert m.caption.iloc[0] == "A man walks.  He sits down."  # joined by one space, kept verbatim
     assert [s.rsplit("/", 1)[1] for s in m.source] == ["v_a.webm", "v_b.mkv", "v_c.mp4", "v_d.mp4"]
     assert build_manifest("activitynet", tmp_path).equals(m)
-    (tmp_path / "annotations").rename(tmp_path / "captions")  # what captions.zip unpacks to
-    assert build_manifest("activitynet", tmp_path).equals(m)
+    # One layout only: captions.zip unpacks to captions/, whose files the user moves into annotations/.
+    (tmp_path / "annotations").rename(tmp_path / "captions")
+    with pytest.raises(AnnotationError, match=r"annotations/train.json: missing \(.*captions/train.json exists: "
+                                              r"move it here\).*captions.zip"):
+        build_manifest("activitynet", tmp_path)
 
 
 @pytest.mark.parametrize("entry, match", [

@@ -20,7 +20,9 @@ first existing of ``.mp4``, ``.mkv``, ``.webm``; missing videos are counted late
 frame-cache stage.
 
 :func:`build_manifest` dispatches on the dataset format with one root per dataset, laid out as
-the real downloads unpack (each sub-path can be overridden by an option):
+the real downloads unpack (each sub-path can be overridden by an option). :data:`LAYOUTS` states
+that layout once, per format; the placement check and its message
+(:mod:`centerclip.data.sources`) and the synthetic twins are built from it:
 
 - msrvtt: ``<root>/msrvtt_data/{MSRVTT_data.json, MSRVTT_train.{7k,9k}.csv, MSRVTT_JSFUSION_test.csv}``
   (CLIP4Clip's msrvtt_data.zip) and ``<root>/MSRVTT/videos/all/videoN.mp4`` (MSRVTT.zip);
@@ -29,8 +31,12 @@ the real downloads unpack (each sub-path can be overridden by an option):
 - lsmdc: ``<root>/annotations/{LSMDC16_annos_training.csv, LSMDC16_annos_val.csv,
   LSMDC16_challenge_1000_publictect.csv}`` and ``<root>/videos/<movie>/<clip_id>.avi``, where
   ``<movie>`` is the clip id up to its last ``_`` (as the MPII per-movie archives unpack);
-- activitynet: ``<root>/annotations/{train.json, val_1.json}`` (``<root>/captions/`` is accepted
-  too: that is what the official captions.zip unpacks to) and ``<root>/videos/v_<id>.{mp4,mkv,webm}``.
+- activitynet: ``<root>/annotations/{train.json, val_1.json}`` and
+  ``<root>/videos/v_<id>.{mp4,mkv,webm}``. The official captions.zip unpacks to ``captions/``:
+  its ``train.json`` and ``val_1.json`` go into ``annotations/`` (one layout only, no fallback).
+
+LSMDC's ``LSMDC16_annos_val.csv`` is optional (read when present; it is never used for training or
+the reported test numbers); every other file listed here is required.
 """
 
 from __future__ import annotations
@@ -40,11 +46,67 @@ import json
 import math
 import os
 import pickle
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
+# pandas is imported where a table is made, so that importing the layouts (sources.py, hence the
+# Snakefile) stays light.
 
 MANIFEST_COLUMNS = ["video_id", "split", "caption", "source"]
+
+# ---------------------------------------------------------------------------------- layouts
+# The one statement of where each dataset's files sit under its root. The parsers below read
+# exactly these paths; sources.py builds its placement check (and the message telling the user
+# where to put gated files) from them; synthetic.py writes its twins to them.
+
+#: MSR-VTT annotation files (CLIP4Clip's msrvtt_data.zip), by role.
+MSRVTT_FILES = {"captions": "MSRVTT_data.json", "train_7k": "MSRVTT_train.7k.csv",
+                "train_9k": "MSRVTT_train.9k.csv", "test": "MSRVTT_JSFUSION_test.csv"}
+#: MSVD annotation files (CLIP4Clip's msvd_data.zip), by role (the split lists by split name).
+MSVD_FILES = {"captions": "raw-captions.pkl", "train": "train_list.txt", "val": "val_list.txt",
+              "test": "test_list.txt"}
+#: LSMDC annotation files, by split (``val`` optional).
+LSMDC_FILES = {"train": "LSMDC16_annos_training.csv", "val": "LSMDC16_annos_val.csv",
+               "test": "LSMDC16_challenge_1000_publictect.csv"}
+#: ActivityNet Captions annotation files, by split (``val_1.json`` is the retrieval test split).
+ACTIVITYNET_FILES = {"train": "train.json", "test": "val_1.json"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one dataset's files sit under its root, as :func:`build_manifest` reads them.
+
+    ``annotation_dir`` and ``video_dir`` are ``/``-separated paths relative to the root; ``files``
+    maps a role (split, ...) to a file name in ``annotation_dir``; the roles in ``optional`` are
+    read when present and skipped otherwise; ``videos`` describes the video files inside
+    ``video_dir`` (for messages).
+    """
+
+    annotation_dir: str
+    files: Mapping[str, str]
+    video_dir: str
+    videos: str
+    optional: frozenset[str] = field(default_factory=frozenset)
+
+    def annotation_path(self, role: str) -> str:
+        """Path of the ``role`` file relative to the root."""
+        return f"{self.annotation_dir}/{self.files[role]}"
+
+
+#: Per dataset format: the layout its parser reads.
+LAYOUTS: dict[str, Layout] = {
+    "msrvtt": Layout("msrvtt_data", MSRVTT_FILES, "MSRVTT/videos/all", "videoN.mp4"),
+    "msvd": Layout("msvd_data", MSVD_FILES, "YouTubeClips", "<id>.avi"),
+    "lsmdc": Layout("annotations", LSMDC_FILES, "videos",
+                    "<movie>/<clip_id>.avi, <movie> being the clip id up to its last '_'",
+                    optional=frozenset({"val"})),
+    "activitynet": Layout("annotations", ACTIVITYNET_FILES, "videos", "v_<id>.mp4 (.mkv and .webm too)"),
+}
+ACTIVITYNET_CAPTIONS_ZIP = ("captions.zip from https://cs.stanford.edu/people/ranjaykrishna/densevid/, "
+                            "which unpacks to captions/")
 
 
 class AnnotationError(ValueError):
@@ -76,9 +138,9 @@ def msrvtt_manifest(annotation_dir: str | os.PathLike, video_dir: str | os.PathL
     ann, videos = Path(annotation_dir), Path(video_dir)
     if train_split not in ("7k", "9k"):
         raise AnnotationError(f"MSR-VTT train_split must be '7k' or '9k', got {train_split!r}")
-    train_ids = _read_id_list_csv(ann / f"MSRVTT_train.{train_split}.csv")
+    train_ids = _read_id_list_csv(ann / MSRVTT_FILES[f"train_{train_split}"])
 
-    data_path = ann / "MSRVTT_data.json"
+    data_path = ann / MSRVTT_FILES["captions"]
     try:
         data = json.loads(data_path.read_text())
         sentences = data["sentences"]
@@ -100,7 +162,7 @@ def msrvtt_manifest(annotation_dir: str | os.PathLike, video_dir: str | os.PathL
             raise AnnotationError(f"{data_path}: training video {vid} has no caption")
         rows += [(vid, "train", c, str(videos / f"{vid}.mp4")) for c in captions[vid]]
 
-    test_path = ann / "MSRVTT_JSFUSION_test.csv"
+    test_path = ann / MSRVTT_FILES["test"]
     if not test_path.is_file():
         raise AnnotationError(f"{test_path}: missing; it comes with the MSR-VTT captions/splits archive")
     with open(test_path, newline="") as f:
@@ -120,6 +182,8 @@ def msrvtt_manifest(annotation_dir: str | os.PathLike, video_dir: str | os.PathL
 
 def _frame(rows: list[tuple[str, str, str, str]], where: Path) -> pd.DataFrame:
     """The manifest of ``rows``, refusing a video that sits in two splits (a leak between them)."""
+    import pandas as pd
+
     frame = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     splits = list(dict.fromkeys(frame.split))
     for i, a in enumerate(splits):
@@ -184,25 +248,23 @@ def msvd_manifest(root: str | os.PathLike, annotation_dir: str | os.PathLike | N
     Layout: ``<root>/msvd_data/{raw-captions.pkl, *_list.txt}`` and ``<root>/YouTubeClips/<id>.avi``
     (``annotation_dir`` / ``video_dir`` override the two folders).
     """
-    root = Path(root)
-    ann = Path(annotation_dir) if annotation_dir is not None else root / "msvd_data"
-    videos = Path(video_dir) if video_dir is not None else root / "YouTubeClips"
-    captions = _load_msvd_captions(ann / "raw-captions.pkl")
+    root, layout = Path(root), LAYOUTS["msvd"]
+    ann = Path(annotation_dir) if annotation_dir is not None else root / layout.annotation_dir
+    videos = Path(video_dir) if video_dir is not None else root / layout.video_dir
+    captions_path = ann / MSVD_FILES["captions"]
+    captions = _load_msvd_captions(captions_path)
     rows = []
     for split in ("train", "val", "test"):
-        list_path = ann / f"{split}_list.txt"
+        list_path = ann / MSVD_FILES[split]
         for line_no, vid in _read_id_list_txt(list_path):
             if not captions.get(vid):
-                raise AnnotationError(f"{list_path}:{line_no}: {vid} has no caption in {ann / 'raw-captions.pkl'}")
+                raise AnnotationError(f"{list_path}:{line_no}: {vid} has no caption in {captions_path}")
             source = str(videos / f"{vid}.avi")
             rows += [(vid, split, c, source) for c in captions[vid]]
     return _frame(rows, ann)
 
 
 # --------------------------------------------------------------------------------------- LSMDC
-
-LSMDC_FILES = {"train": "LSMDC16_annos_training.csv", "val": "LSMDC16_annos_val.csv",
-               "test": "LSMDC16_challenge_1000_publictect.csv"}
 
 
 def lsmdc_movie(clip_id: str) -> str:
@@ -243,7 +305,7 @@ def lsmdc_manifest(annotation_dir: str | os.PathLike, video_root: str | os.PathL
     for split, name in LSMDC_FILES.items():
         path = ann / name
         if not path.is_file():
-            if split == "val":  # never used for training or the reported test numbers
+            if split in LAYOUTS["lsmdc"].optional:  # val: never used for training or the reported test numbers
                 continue
             raise AnnotationError(f"{path}: missing; LSMDC is licence-gated: request access at "
                                   "https://sites.google.com/site/describingmovies/ and place the file here")
@@ -254,7 +316,6 @@ def lsmdc_manifest(annotation_dir: str | os.PathLike, video_root: str | os.PathL
 
 # --------------------------------------------------------------------------------- ActivityNet
 
-ACTIVITYNET_FILES = {"train": "train.json", "test": "val_1.json"}
 ACTIVITYNET_EXTENSIONS = (".mp4", ".mkv", ".webm")
 
 
@@ -298,8 +359,10 @@ def activitynet_manifest(annotation_dir: str | os.PathLike, video_root: str | os
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise AnnotationError(f"{path}: missing; it comes with the ActivityNet Captions annotations (captions.zip "
-                                  "from https://cs.stanford.edu/people/ranjaykrishna/densevid/)") from None
+            unpacked = ann.parent / "captions" / name
+            hint = f" ({unpacked} exists: move it here)" if unpacked.is_file() else ""
+            raise AnnotationError(f"{path}: missing{hint}; it comes with the ActivityNet Captions annotations "
+                                  f"({ACTIVITYNET_CAPTIONS_ZIP}: put its {name} here)") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise AnnotationError(f"{path}: not JSON ({exc})") from None
         if not isinstance(data, dict):
@@ -313,7 +376,7 @@ def activitynet_manifest(annotation_dir: str | os.PathLike, video_root: str | os
 
 # ---------------------------------------------------------------------------------- dispatcher
 
-FORMATS = ("msrvtt", "msvd", "lsmdc", "activitynet")
+FORMATS = tuple(LAYOUTS)
 
 
 def build_manifest(format: str, root: str | os.PathLike, **options) -> pd.DataFrame:
@@ -330,23 +393,22 @@ def build_manifest(format: str, root: str | os.PathLike, **options) -> pd.DataFr
         raise AnnotationError(f"unknown dataset format {format!r}; expected one of {', '.join(FORMATS)}")
     if unknown:
         raise AnnotationError(f"{format}: unknown manifest option(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-    ann, vids = options.get("annotation_dir"), options.get("video_dir")
+    layout = LAYOUTS[format]
+    ann = options.get("annotation_dir") or root / layout.annotation_dir
+    vids = options.get("video_dir") or root / layout.video_dir
     if format == "msrvtt":
-        return msrvtt_manifest(ann or root / "msrvtt_data", vids or root / "MSRVTT" / "videos" / "all",
-                               options.get("train_split", "9k"))
+        return msrvtt_manifest(ann, vids, options.get("train_split", "9k"))
     if format == "msvd":
         return msvd_manifest(root, ann, vids)
     if format == "lsmdc":
-        return lsmdc_manifest(ann or root / "annotations", vids or root / "videos")
-    if ann is None:  # the official captions.zip unpacks to captions/
-        ann = root / "annotations"
-        if not ann.is_dir() and (root / "captions").is_dir():
-            ann = root / "captions"
-    return activitynet_manifest(ann, vids or root / "videos")
+        return lsmdc_manifest(ann, vids)
+    return activitynet_manifest(ann, vids)
 
 
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     """Read a manifest written by :func:`write_manifest` (captions stay strings, even empty)."""
+    import pandas as pd
+
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = set(MANIFEST_COLUMNS) - set(frame.columns)
     if missing:

@@ -5,6 +5,10 @@ weights) is downloaded and extracted by :func:`acquire`; licence-gated data (LSM
 Captions) is never downloaded: the user places the files and :func:`check_placed_files` says,
 in one message, exactly which are missing, where they go and where they are obtained.
 
+A dataset's required paths are not written here but derived from the layout its parser reads
+(:data:`centerclip.data.annotations.LAYOUTS`), so the check, its message and the parser agree:
+files put where the message says make :func:`~centerclip.data.annotations.build_manifest` work.
+
 Per-dataset configuration (:func:`resolve_source`) can point at data already on disk
 (``source: /path/to/MSRVTT-root``, used as is) or replace default URLs with mirrors
 (``mirror: {videos: https://mirror.lab/MSRVTT.zip}``; a ``file://`` URL or plain path works too).
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from centerclip.data.annotations import ACTIVITYNET_CAPTIONS_ZIP, LAYOUTS
 from centerclip.data.download import download, extract
 
 log = logging.getLogger(__name__)
@@ -45,10 +50,12 @@ class Download:
 @dataclass(frozen=True)
 class Required:
     """A path that must exist under the dataset root (a trailing ``/`` = a non-empty directory),
-    and where it is obtained (a download name of the same source, or words + URL for gated data)."""
+    and where it is obtained (a download name of the same source, or words + URL for gated data).
+    ``optional``: read when present, never needed (not counted missing; still listed in the message)."""
 
     path: str
     obtained: str
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,11 @@ class Source:
     required: tuple[Required, ...]
     downloads: Mapping[str, Download] = field(default_factory=dict)
     gated: str | None = None  # why and where to sign up, for data that is never downloaded
+
+    @property
+    def needed(self) -> tuple[Required, ...]:
+        """The entries that must be present (all but the optional ones)."""
+        return tuple(r for r in self.required if not r.optional)
 
     def origin(self, item: Required) -> str:
         d = self.downloads.get(item.obtained)
@@ -78,11 +90,27 @@ def _clip(url: str) -> Download:
     return Download(url, sha256=sha256_from_openai_url(url))
 
 
+def _layout_required(dataset: str, annotations: str | Mapping[str, str], videos: str) -> tuple[Required, ...]:
+    """The :class:`Required` entries of ``dataset``'s parser layout: every annotation file (optional
+    where the parser skips it when absent), then the non-empty video directory. ``annotations``: where
+    the annotation files are obtained, one text for all or one per file name; ``videos``: where the
+    videos are obtained."""
+    layout = LAYOUTS[dataset]
+    per_file = annotations if isinstance(annotations, Mapping) else {n: annotations for n in layout.files.values()}
+    return (*(Required(layout.annotation_path(role), per_file[name], optional=role in layout.optional)
+              for role, name in layout.files.items()),
+            Required(f"{layout.video_dir}/", videos))
+
+
 _CLIP4CLIP = "https://github.com/ArrowLuo/CLIP4Clip/releases/download/v0.0"
 _MPII = ("the LSMDC download page after the MPII sign-up (licence agreement): "
          "https://sites.google.com/site/describingmovies/")
-_ANET_CAPTIONS = "captions.zip on the ActivityNet Captions page: https://cs.stanford.edu/people/ranjaykrishna/densevid/"
-_ANET_VIDEOS = ("the ActivityNet v1.3 videos (files v_<id>.mp4/.mkv/.webm), by request form at "
+_LSMDC_VIDEOS = (f"the LSMDC 2016 clips (.avi), laid out as {LAYOUTS['lsmdc'].video_dir}/{LAYOUTS['lsmdc'].videos} "
+                 f"(as the per-movie archives unpack), from {_MPII}")
+_ANET_CAPTIONS = {name: f"{ACTIVITYNET_CAPTIONS_ZIP}: move its captions/{name} here"
+                  for name in LAYOUTS["activitynet"].files.values()}
+_ANET_VIDEOS = (f"the ActivityNet v1.3 videos, laid out as {LAYOUTS['activitynet'].video_dir}/"
+                f"{LAYOUTS['activitynet'].videos}, by request form at "
                 "http://activity-net.org/download.html (many YouTube originals are gone)")
 
 #: Every source the pipeline knows. Keys are the dataset formats / model names used in the config.
@@ -94,13 +122,7 @@ SOURCES: dict[str, Source] = {
             "videos": Download("https://www.robots.ox.ac.uk/~maxbain/frozen-in-time/data/MSRVTT.zip",
                                extract_to="MSRVTT"),
         },
-        required=(
-            Required("msrvtt_data/MSRVTT_data.json", "annotations"),
-            Required("msrvtt_data/MSRVTT_train.7k.csv", "annotations"),
-            Required("msrvtt_data/MSRVTT_train.9k.csv", "annotations"),
-            Required("msrvtt_data/MSRVTT_JSFUSION_test.csv", "annotations"),
-            Required("MSRVTT/videos/all/", "videos"),
-        ),
+        required=_layout_required("msrvtt", "annotations", "videos"),
     ),
     "msvd": Source(
         title="MSVD",
@@ -109,34 +131,19 @@ SOURCES: dict[str, Source] = {
             "videos": Download("https://www.cs.utexas.edu/users/ml/clamp/videoDescription/YouTubeClips.tar",
                                extract_to="YouTubeClips"),
         },
-        required=(
-            Required("msvd_data/raw-captions.pkl", "annotations"),
-            Required("msvd_data/train_list.txt", "annotations"),
-            Required("msvd_data/val_list.txt", "annotations"),
-            Required("msvd_data/test_list.txt", "annotations"),
-            Required("YouTubeClips/", "videos"),
-        ),
+        required=_layout_required("msvd", "annotations", "videos"),
     ),
     "lsmdc": Source(
         title="LSMDC",
         gated="LSMDC is licence-gated (MPII): sign up at https://sites.google.com/site/describingmovies/ "
               "and place the files yourself; the pipeline never downloads them.",
-        required=(
-            Required("LSMDC16_annos_training.csv", _MPII),
-            Required("LSMDC16_annos_val.csv", _MPII),
-            Required("LSMDC16_challenge_1000_publictect.csv", _MPII),
-            Required("videos/", f"the LSMDC 2016 clips (.avi, any sub-folders) from {_MPII}"),
-        ),
+        required=_layout_required("lsmdc", _MPII, _LSMDC_VIDEOS),
     ),
     "activitynet": Source(
         title="ActivityNet Captions",
         gated="ActivityNet videos are gated / partly expired at the source: place the files yourself; "
               "the pipeline never downloads them.",
-        required=(
-            Required("train.json", _ANET_CAPTIONS),
-            Required("val_1.json", _ANET_CAPTIONS),
-            Required("videos/", _ANET_VIDEOS),
-        ),
+        required=_layout_required("activitynet", _ANET_CAPTIONS, _ANET_VIDEOS),
     ),
     "clip_vit_b32": Source(
         title="CLIP ViT-B/32",
@@ -169,29 +176,44 @@ def _present(path: Path, is_dir: bool) -> bool:
         return any(not e.name.startswith(".") for e in entries)
 
 
+def _absent(dataset: str, root: Path, optional: bool) -> list[Required]:
+    return [r for r in _source(dataset).required
+            if r.optional == optional and not _present(root / r.path, r.path.endswith("/"))]
+
+
 def missing_files(dataset: str, root: str | os.PathLike) -> list[Required]:
-    """The required entries of ``dataset`` absent under ``root`` (directories must be non-empty)."""
-    root = Path(root)
-    return [r for r in _source(dataset).required if not _present(root / r.path, r.path.endswith("/"))]
+    """The required entries of ``dataset`` absent under ``root`` (directories must be non-empty);
+    optional entries are never missing."""
+    return _absent(dataset, Path(root), optional=False)
+
+
+OPTIONAL_NOTE = "(optional: read when present, not needed for training or the reported test numbers)"
 
 
 def check_placed_files(dataset: str, root: str | os.PathLike) -> None:
     """Return quietly when every file ``dataset`` needs is under ``root``; otherwise raise
     :class:`MissingDataError` with one message listing each missing path (full path under
-    ``root``) and where it is obtained."""
+    ``root``) and where it is obtained, in the order of ``SOURCES[dataset].required``. An absent
+    optional file is listed too, on its own line marked optional, but is not counted missing and
+    alone never raises."""
     src, root = _source(dataset), Path(root)
     missing = missing_files(dataset, root)
+    optional = _absent(dataset, root, optional=True)
     if not missing:
+        for r in optional:
+            log.info("%s: optional %s not found (read when present)", src.title, root.absolute() / r.path)
         return
-    lines = [f"{src.title}: {len(missing)} of {len(src.required)} required files/directories missing "
+    lines = [f"{src.title}: {len(missing)} of {len(src.needed)} required files/directories missing "
              f"under {root.absolute()}"]
     if src.gated:
         lines.append(src.gated)
     lines.append("Put them here:")
-    width = max(len(str(root.absolute() / r.path)) for r in missing)
-    for r in missing:
+    listed = [r for r in src.required if r in missing or r in optional]
+    width = max(len(str(root.absolute() / r.path)) for r in listed)
+    for r in listed:
         path = str(root.absolute() / r.path) + ("/" if r.path.endswith("/") else "")
         kind = "  (non-empty directory)" if r.path.endswith("/") else ""
+        kind += f"  {OPTIONAL_NOTE}" if r.optional else ""
         lines.append(f"  {path:<{width + 1}}{kind}  <- {src.origin(r)}")
     lines.append("Or set `source:` in this dataset's config to a directory that already holds them.")
     raise MissingDataError("\n".join(lines))

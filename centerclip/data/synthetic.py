@@ -35,6 +35,8 @@ ActivityNet Captions (:func:`make_activitynet_twin`; 20-40 s videos with 3-5 tim
     <root>/annotations/train.json                {"v_<id>": {duration, timestamps, sentences}}
     <root>/annotations/val_1.json                the retrieval test split
 
+The paths are those the parsers read (:data:`centerclip.data.annotations.LAYOUTS`).
+
 Test-split videos never share their content, so each test caption has exactly one right
 video. Everything is deterministic given the seed.
 """
@@ -54,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
+from centerclip.data.annotations import LAYOUTS, MSRVTT_FILES, MSVD_FILES
 from centerclip.data.ffmpeg_bin import ffmpeg_exe
 
 COLOURS = {
@@ -266,8 +269,8 @@ def make_msrvtt_twin(root: str | os.PathLike, n_train: int, n_test: int, seed: i
     Returns counts of what was written.
     """
     root = Path(root)
-    video_dir = root / "MSRVTT" / "videos" / "all"
-    ann_dir = root / "msrvtt_data"
+    video_dir = root / LAYOUTS["msrvtt"].video_dir
+    ann_dir = root / LAYOUTS["msrvtt"].annotation_dir
     ann_dir.mkdir(parents=True, exist_ok=True)
     train = plan_videos(n_train, seed)
     test = plan_videos(n_test, seed + 1, first_id=n_train, unique=True)
@@ -296,12 +299,12 @@ def make_msrvtt_twin(root: str | os.PathLike, n_train: int, n_test: int, seed: i
     }
     tmp = ann_dir / ".MSRVTT_data.json.tmp"
     tmp.write_text(json.dumps(data))
-    os.replace(tmp, ann_dir / "MSRVTT_data.json")
+    os.replace(tmp, ann_dir / MSRVTT_FILES["captions"])
 
     n7 = max(1, round(len(train) * 7 / 9))
-    _write_csv(ann_dir / "MSRVTT_train.9k.csv", ["video_id"], [[v.video_id] for v in train])
-    _write_csv(ann_dir / "MSRVTT_train.7k.csv", ["video_id"], [[v.video_id] for v in train[:n7]])
-    _write_csv(ann_dir / "MSRVTT_JSFUSION_test.csv", ["key", "vid_key", "video_id", "sentence"],
+    _write_csv(ann_dir / MSRVTT_FILES["train_9k"], ["video_id"], [[v.video_id] for v in train])
+    _write_csv(ann_dir / MSRVTT_FILES["train_7k"], ["video_id"], [[v.video_id] for v in train[:n7]])
+    _write_csv(ann_dir / MSRVTT_FILES["test"], ["key", "vid_key", "video_id", "sentence"],
                [[f"ret{i}", f"msr{v.video_id[5:]}", v.video_id, v.caption(0)] for i, v in enumerate(test)])
     return {"videos": len(videos), "train": len(train), "test": len(test), "sentences": len(sentences)}
 
@@ -412,15 +415,15 @@ def make_msvd_twin(root: str | os.PathLike, n_train: int, n_val: int, n_test: in
             start = int(id_rng.integers(0, 300))
             splits[split].append(replace(v, video_id=f"{yt}_{start}_{start + int(np.ceil(v.seconds))}"))
     videos = [v for split in sizes for v in splits[split]]
-    _render_all([(v, root / "YouTubeClips" / f"{v.video_id}.avi", _sub_seed(seed, "msvd", v.video_id))
+    _render_all([(v, root / LAYOUTS["msvd"].video_dir / f"{v.video_id}.avi", _sub_seed(seed, "msvd", v.video_id))
                  for v in videos], threads)
 
     captions = {v.video_id: [paraphrase(v.events, caption_rng).split() for _ in range(captions_per_video)]
                 for v in videos}
-    ann = root / "msvd_data"
-    _write_bytes(ann / "raw-captions.pkl", pickle.dumps(captions, protocol=4))
+    ann = root / LAYOUTS["msvd"].annotation_dir
+    _write_bytes(ann / MSVD_FILES["captions"], pickle.dumps(captions, protocol=4))
     for split in sizes:
-        _write_text(ann / f"{split}_list.txt", "".join(f"{v.video_id}\n" for v in splits[split]))
+        _write_text(ann / MSVD_FILES[split], "".join(f"{v.video_id}\n" for v in splits[split]))
     return {"videos": len(videos), **{s: len(vs) for s, vs in splits.items()},
             "captions": len(videos) * captions_per_video}
 
@@ -448,9 +451,7 @@ def make_lsmdc_twin(root: str | os.PathLike, n_train: int, n_val: int, n_test: i
     Clip ids are ``<movie>_<HH.MM.SS.mmm>-<HH.MM.SS.mmm>``; each split has its own movies of up to
     ``clips_per_movie`` clips; test clips all differ in content. Returns counts of what was written.
     """
-    root = Path(root)
-    files = {"train": "LSMDC16_annos_training.csv", "val": "LSMDC16_annos_val.csv",
-             "test": "LSMDC16_challenge_1000_publictect.csv"}
+    root, layout = Path(root), LAYOUTS["lsmdc"]
     sizes = {"train": n_train, "val": n_val, "test": n_test}
     rng = np.random.default_rng(_sub_seed(seed, "lsmdc", "layout"))
     jobs, movies, lines = [], 0, {}
@@ -469,10 +470,10 @@ def make_lsmdc_twin(root: str | os.PathLike, n_train: int, n_val: int, n_test: i
             lines[split].append("\t".join([clip_id, _lsmdc_time(start), _lsmdc_time(end), _lsmdc_time(start),
                                            _lsmdc_time(end), _lsmdc_sentence(v.events, rng)]))
             v = replace(v, video_id=clip_id)
-            jobs.append((v, root / "videos" / movie / f"{clip_id}.avi", _sub_seed(seed, "lsmdc", clip_id)))
+            jobs.append((v, root / layout.video_dir / movie / f"{clip_id}.avi", _sub_seed(seed, "lsmdc", clip_id)))
     _render_all(jobs, threads)
-    for split, name in files.items():
-        _write_text(root / "annotations" / name, "".join(f"{line}\n" for line in lines[split]))
+    for split, name in layout.files.items():
+        _write_text(root / layout.annotation_dir / name, "".join(f"{line}\n" for line in lines[split]))
     return {"videos": len(jobs), **sizes, "movies": movies}
 
 
@@ -528,10 +529,11 @@ def make_activitynet_twin(root: str | os.PathLike, n_train: int, n_test: int, se
     event and ``timestamps`` = the times the event is on screen. Test paragraphs all differ.
     Returns counts of what was written.
     """
-    root = Path(root)
+    root, layout = Path(root), LAYOUTS["activitynet"]
     rng = np.random.default_rng(_sub_seed(seed, "activitynet", "text"))
     jobs, counts = [], {}
-    for split, n, name in (("train", n_train, "train.json"), ("test", n_test, "val_1.json")):
+    for split, n in (("train", n_train), ("test", n_test)):
+        name = layout.files[split]
         planned = plan_timed_videos(n, _sub_seed(seed, "activitynet", split), events, seconds, size, fps,
                                     unique=split == "test")
         data = {}
@@ -539,8 +541,8 @@ def make_activitynet_twin(root: str | os.PathLike, n_train: int, n_test: int, se
             data[v.video_id] = {"duration": v.seconds, "timestamps": [list(s) for s in v.spans],
                                 "sentences": activitynet_sentences(v.events, rng)}
             ext = ".mkv" if rng.uniform() < mkv_share else ".mp4"
-            jobs.append((v, root / "videos" / f"{v.video_id}{ext}", _sub_seed(seed, "activitynet", v.video_id)))
-        _write_text(root / "annotations" / name, json.dumps(data))
+            jobs.append((v, root / layout.video_dir / f"{v.video_id}{ext}", _sub_seed(seed, "activitynet", v.video_id)))
+        _write_text(root / layout.annotation_dir / name, json.dumps(data))
         counts[split] = len(planned)
     _render_all(jobs, threads)
     return {"videos": len(jobs), **counts, "events": sum(len(v.events) for v, _, _ in jobs)}

@@ -1,0 +1,197 @@
+"""The placement check, its message and the parsers agree on one layout per dataset.
+
+Files put exactly where :func:`check_placed_files` says make :func:`build_manifest` succeed; every
+required path is one the parser reads (removing it breaks the manifest) and every file the parser
+reads is required; LSMDC's val file is optional everywhere. The datasets are tiny synthetic twins.
+"""
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from centerclip.data.annotations import FORMATS, LAYOUTS, AnnotationError, build_manifest
+from centerclip.data.sources import SOURCES, MissingDataError, check_placed_files, missing_files
+from centerclip.data.synthetic import make_activitynet_twin, make_lsmdc_twin, make_msrvtt_twin, make_msvd_twin
+
+TWINS = {
+    "msrvtt": lambda root: make_msrvtt_twin(root, n_train=2, n_test=1, seed=1, captions_per_video=2),
+    "msvd": lambda root: make_msvd_twin(root, n_train=1, n_val=1, n_test=1, seed=1, captions_per_video=2),
+    "lsmdc": lambda root: make_lsmdc_twin(root, n_train=2, n_val=1, n_test=2, seed=1, clips_per_movie=1),
+    "activitynet": lambda root: make_activitynet_twin(root, n_train=2, n_test=2, seed=1, events=(1, 2),
+                                                      seconds=(4.0, 6.0), size=(96, 64), fps=3, mkv_share=0.5),
+}
+# The manifest variants of each format: a required file must be read by at least one of them.
+VARIANTS = {"msrvtt": [{"train_split": "7k"}, {"train_split": "9k"}]}
+# One listed path: two spaces, the absolute path, then at least two spaces before its notes and origin.
+LISTED = re.compile(r"^  (?P<path>/\S.*?) {2,}(?P<rest>.*<- .+)$")
+
+
+@pytest.fixture(scope="module")
+def twins(tmp_path_factory):
+    """format -> (root of a complete twin, counts it returned), each made once, on first use."""
+    made = {}
+
+    def get(fmt):
+        if fmt not in made:
+            root = tmp_path_factory.mktemp(f"twin_{fmt}")
+            made[fmt] = root, TWINS[fmt](root)
+        return made[fmt]
+
+    return get
+
+
+def listed(message: str) -> list[tuple[str, bool]]:
+    """(absolute path, optional?) of every path the message tells the user to put files at."""
+    out = []
+    for line in message.splitlines():
+        m = LISTED.match(line)
+        if m:
+            out.append((m["path"], "(optional:" in m["rest"]))
+    return out
+
+
+def place_from_twin(twin: Path, path: str) -> None:
+    """Put the twin's file (or directory, for a path ending in /) of the same name at ``path``, as a
+    user does with the files they obtained: by name, wherever the twin keeps them."""
+    dest = Path(path)
+    is_dir = path.endswith("/")
+    found = [p for p in twin.rglob(dest.name) if p.is_dir() == is_dir]
+    assert len(found) == 1, f"{dest.name}: {found}"
+    if is_dir:
+        shutil.copytree(found[0], dest, dirs_exist_ok=True)
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(found[0], dest)
+
+
+def rebased(frame, old: Path, new: Path):
+    """``frame`` with its sources moved from root ``old`` to root ``new``."""
+    out = frame.copy()
+    out["source"] = [str(new / Path(s).relative_to(old)) for s in out.source]
+    return out
+
+
+def message_for(fmt: str, root: Path) -> str:
+    with pytest.raises(MissingDataError) as exc:
+        check_placed_files(fmt, root)
+    return str(exc.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# gated datasets: placing what the message lists is enough
+
+@pytest.mark.parametrize("fmt", ["lsmdc", "activitynet"])
+def test_files_placed_where_the_message_says_build_the_manifest(fmt, twins, tmp_path):
+    twin, counts = twins(fmt)
+    root = tmp_path / fmt
+    root.mkdir()
+    msg = message_for(fmt, root)
+    paths = listed(msg)
+    assert len(paths) == len(SOURCES[fmt].required)  # every entry, the optional one too
+    assert all(p.startswith(str(root.absolute()) + "/") for p, _ in paths)
+    assert [opt for _, opt in paths] == [r.optional for r in SOURCES[fmt].required]
+    n = len(SOURCES[fmt].needed)
+    assert f"{n} of {n} required" in msg
+
+    for path, _ in paths:
+        place_from_twin(twin, path)
+    check_placed_files(fmt, root)  # silent
+    assert missing_files(fmt, root) == []
+
+    m = build_manifest(fmt, root)
+    splits = ("train", "val", "test") if fmt == "lsmdc" else ("train", "test")
+    assert m.groupby("split").size().to_dict() == {s: counts[s] for s in splits}
+    assert all(Path(s).is_file() and Path(s).is_relative_to(root) for s in m.source)
+    assert m.equals(rebased(build_manifest(fmt, twin), twin, root))
+
+
+def test_lsmdc_without_val_file_passes_and_has_no_val_rows(twins, tmp_path):
+    twin, counts = twins("lsmdc")
+    root = tmp_path / "lsmdc"
+    root.mkdir()
+    paths = listed(message_for("lsmdc", root))
+    optional = [p for p, opt in paths if opt]
+    assert [Path(p).name for p in optional] == ["LSMDC16_annos_val.csv"]
+    for path, opt in paths:
+        if path.endswith("/") or opt:
+            continue
+        place_from_twin(twin, path)
+    # only the videos are missing: one of three; the val file is listed, marked optional, not counted
+    msg = message_for("lsmdc", root)
+    assert "1 of 3 required" in msg
+    assert [(p, opt) for p, opt in listed(msg)] == [(optional[0], True), (str(root.absolute() / "videos") + "/", False)]
+    assert re.search(r"LSMDC16_annos_val.csv +\(optional: ", msg)
+
+    place_from_twin(twin, str(root.absolute() / "videos") + "/")
+    check_placed_files("lsmdc", root)  # the val file is missing, and that is fine
+    assert missing_files("lsmdc", root) == []
+    m = build_manifest("lsmdc", root)
+    assert m.groupby("split").size().to_dict() == {"train": counts["train"], "test": counts["test"]}
+
+
+def test_activitynet_captions_zip_layout_is_explained(twins, tmp_path):
+    """captions.zip unpacks to captions/: the check and the parser say to move its files to annotations/."""
+    twin, _ = twins("activitynet")
+    root = tmp_path / "anet"
+    shutil.copytree(twin / "annotations", root / "captions")
+    shutil.copytree(twin / "videos", root / "videos")
+    msg = message_for("activitynet", root)
+    for name in ("train.json", "val_1.json"):
+        assert re.search(rf"{re.escape(str(root.absolute() / 'annotations' / name))} +<- captions.zip .*"
+                         rf"unpacks to captions/: move its captions/{name} here", msg)
+    with pytest.raises(AnnotationError, match=r"captions/train.json exists: move it here"):
+        build_manifest("activitynet", root)
+
+
+# ---------------------------------------------------------------------------------------------
+# every format: the required paths are the parser's layout
+
+def test_required_entries_are_the_parser_layout():
+    for fmt in FORMATS:
+        layout = LAYOUTS[fmt]
+        expected = [(f"{layout.annotation_dir}/{name}", role in layout.optional) for role, name in layout.files.items()]
+        expected.append((f"{layout.video_dir}/", False))
+        assert [(r.path, r.optional) for r in SOURCES[fmt].required] == expected, fmt
+    assert [r.path for r in SOURCES["lsmdc"].required if r.optional] == ["annotations/LSMDC16_annos_val.csv"]
+    assert not any(r.optional for fmt in ("msrvtt", "msvd", "activitynet") for r in SOURCES[fmt].required)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_parser_reads_every_required_path_and_nothing_else(fmt, twins, tmp_path):
+    twin, _ = twins(fmt)
+    variants = VARIANTS.get(fmt, [{}])
+    src = SOURCES[fmt]
+
+    # Sufficient: a root holding only the listed paths builds every variant of the manifest.
+    root = tmp_path / "only_listed"
+    for r in src.required:
+        place_from_twin(twin, str(root / r.path) + ("/" if r.path.endswith("/") else ""))
+    assert missing_files(fmt, root) == []
+    full = {i: build_manifest(fmt, root, **v) for i, v in enumerate(variants)}
+
+    for r in src.required:
+        if r.path.endswith("/"):  # the videos: every source of the manifest lies in that directory
+            video_dir = (root / r.path).resolve()
+            assert all(Path(s).resolve().is_relative_to(video_dir) and Path(s).is_file()
+                       for m in full.values() for s in m.source), r.path
+            continue
+        path = root / r.path
+        hidden = path.with_name(path.name + ".away")
+        path.rename(hidden)
+        try:
+            outcomes = []
+            for v in variants:
+                try:
+                    outcomes.append(build_manifest(fmt, root, **v))
+                except AnnotationError as exc:
+                    assert str(path) in str(exc), (r.path, str(exc))
+                    outcomes.append(None)
+        finally:
+            hidden.rename(path)
+        if r.optional:  # read when present, fine when absent
+            assert all(o is not None for o in outcomes), r.path
+            assert all(len(o) < len(full[i]) for i, o in enumerate(outcomes)), r.path
+        else:  # necessary: some variant of the parser reads it
+            assert any(o is None for o in outcomes), f"{fmt}: {r.path} is required but never read"
