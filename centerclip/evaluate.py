@@ -7,7 +7,9 @@ visual-encoder time per video (device-synchronised).
 
 The top-level numbers are the last epoch's (the checkpoint's). ``best_epoch_on_test`` is the
 original's selection (best text->video R@1 over the per-epoch test evaluations the training job
-wrote), labelled as such; null when the run did not evaluate per epoch.
+wrote), labelled as such; null when the run did not evaluate per epoch. ``weights`` (the file and
+sha256 training started from, or the random init), ``global_batch`` and ``epochs`` are copied from
+the training summary, for comparison with the paper's settings.
 """
 
 from __future__ import annotations
@@ -173,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     metrics = evaluate(model, cfg, device)
     summary = ckpt.get("summary", {})
     metrics["epoch"] = summary.get("epochs")
+    # what the paper tables compare with the paper's settings (global batch 128; 5 epochs, 8 for ActivityNet)
+    metrics["epochs"] = summary.get("epochs")
+    metrics["global_batch"] = summary.get("global_batch")
+    # the weights training started from: {path, sha256, openai} or {random, init_seed}; null for an
+    # older checkpoint that did not record them
+    metrics["weights"] = summary.get("weights")
     metrics["best_epoch_on_test"] = best_epoch_on_test(summary.get("epoch_metrics", []))
     metrics["train"] = {k: v for k, v in summary.items() if k not in ("provenance", "epoch_metrics")}
     metrics["run_config"] = cfg.raw

@@ -23,15 +23,24 @@ master weights), fp32 on CPU. Writes into DIR: ``last.pt`` (resume state, every 
 ``train.eval_every_epoch``), ``train_log.jsonl`` (one line per step) and ``train_summary.json``.
 A restarted job resumes from ``last.pt``: data order, frame sampling and random token selection
 depend only on (seed, epoch, step), so it ends with the same weights as an uninterrupted run.
+
+``last.pt`` records the :func:`run_identity` of the settings it was trained with. A ``last.pt``
+written for other settings (or by an older version, without an identity) is never resumed: it is
+moved, with the log, per-epoch metrics, summary and final checkpoint beside it, to
+``DIR/superseded/<UTC time>/`` and the run starts from step 0; the summary names that folder
+(``resume_state_set_aside``). The summary also records the weights the run started from
+(``weights``: file sha256 and the matching OpenAI release, or the random init seed).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -44,9 +53,11 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from centerclip import atomic
+from centerclip import atomic, run_folder
 from centerclip.data.annotations import read_manifest
 from centerclip.data.datasets import VideoTextDataset
+from centerclip.data.download import file_sha256
+from centerclip.data.sources import SOURCES
 from centerclip.distributed import (World, all_gather_objects, all_gather_with_local_grad, barrier,
                                     broadcast_parameters, close_world, init_world, sum_gradients)
 from centerclip.model import RetrievalModel, build_clip
@@ -61,6 +72,93 @@ LOGIT_SCALE_MIN = 0.1
 
 class TrainingError(RuntimeError):
     pass
+
+
+# train keys that do not change the trained weights (see run_identity)
+RESULT_NEUTRAL_TRAIN_KEYS = ("num_workers", "checkpoint_every_steps", "eval_every_epoch")
+# files of a training run that belong to its resume state (set aside together when it is stale)
+
+
+def run_identity(raw: dict, weights_sha256: str | None = None) -> str:
+    """Hex sha256 naming what a training run computes: a resume state (``last.pt``) is continued only
+    by a run with the same identity.
+
+    It hashes the canonical JSON (sorted keys) of the run config ``raw`` without the parts that do
+    not change the trained weights, plus ``weights_sha256`` (the pretrained weights file's digest;
+    None for a randomly initialised model, whose init settings are in ``raw["model"]``):
+
+    - ``eval``: test-time settings (frames, context length, batch size); training never reads them,
+      and the evaluation job recomputes the final metrics with the current ones;
+    - ``label``: the name the tables and figures print; training never reads it;
+    - ``train.num_workers``: DataLoader processes; data order and frame sampling depend only on
+      (seed, epoch, item), not on which process loads them;
+    - ``train.checkpoint_every_steps``: how often ``last.pt`` is written; a resumed run ends with the
+      same weights as an uninterrupted one;
+    - ``train.eval_every_epoch``: whether test metrics are computed after each epoch; evaluation does
+      not change the weights, and each step reseeds its random numbers from (seed, step).
+
+    - ``cache``, the folder of ``manifest`` and the ``pretrained`` path: where files lie, not what they
+      hold (moving ``data_dir`` retrains nothing); the run id names the dataset, the manifest's file name
+      its training list, and ``weights_sha256`` the weights wherever their file moved.
+
+    Everything else (model, reduction, the other train keys, run id) is included, so a changed value,
+    an added key or a removed key gives another identity.
+    """
+    kept = {k: v for k, v in raw.items() if k not in ("eval", "label", "cache")}
+    if "manifest" in kept:  # its name says which training list (manifest_7k.csv); its folder does not matter
+        kept["manifest"] = os.path.basename(str(kept["manifest"]))
+    if isinstance(kept.get("model"), dict) and weights_sha256 is not None:
+        kept["model"] = {k: v for k, v in kept["model"].items() if k != "pretrained"}
+    if isinstance(kept.get("train"), dict):
+        kept["train"] = {k: v for k, v in kept["train"].items() if k not in RESULT_NEUTRAL_TRAIN_KEYS}
+    payload = {"run_config": kept, "weights_sha256": weights_sha256}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def openai_release(sha256: str) -> str | None:
+    """The OpenAI CLIP release whose published sha256 equals ``sha256``, else None."""
+    published = {SOURCES["clip_vit_b32"].downloads["weights"].sha256: "ViT-B/32",
+                 SOURCES["clip_vit_b16"].downloads["weights"].sha256: "ViT-B/16"}
+    return published.get(sha256.lower())
+
+
+def weights_record(model_cfg: dict, sha256: str | None) -> dict:
+    """The summary's ``weights`` entry: ``{"path", "sha256", "openai"}`` for a ``pretrained`` model
+    (``sha256`` of its file), ``{"random": true, "init_seed"}`` for a randomly initialised one."""
+    if model_cfg.get("pretrained"):
+        return {"path": str(Path(model_cfg["pretrained"]).resolve()), "sha256": sha256,
+                "openai": openai_release(sha256) if sha256 else None}
+    return {"random": True, "init_seed": int(model_cfg.get("init_seed", 0))}
+
+
+def pretrained_sha256(model_cfg: dict) -> str | None:
+    """Hex sha256 of a ``pretrained`` model's weights file (streamed); None for a random model or a
+    missing file (which then fails where the model is built)."""
+    path = model_cfg.get("pretrained")
+    return file_sha256(path) if path and Path(path).is_file() else None
+
+
+def checkpoint_identity(path: str | os.PathLike) -> str | None:
+    """The :func:`run_identity` of the training that wrote ``checkpoint.pt`` (or ``last.pt``).
+
+    A checkpoint.pt written before identities were recorded gets the identity of its recorded run
+    config with the weights file now at its ``pretrained`` path (assumed unchanged); a last.pt
+    without one gets None (never resumed).
+    """
+    ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    found = ckpt.get("run_identity") or ckpt.get("summary", {}).get("run_identity")
+    if found or "run_config" not in ckpt:
+        return found
+    raw = ckpt["run_config"]
+    return run_identity(raw, pretrained_sha256(raw.get("model", {})))
+
+
+def _weights_sha256(model_cfg: dict, world: World) -> str | None:
+    """:func:`pretrained_sha256`, read once by rank 0 and shared with the other ranks."""
+    if not model_cfg.get("pretrained"):
+        return None
+    return all_gather_objects(pretrained_sha256(model_cfg) if world.is_main else None, world)[0]
 
 
 def contrastive_loss(logits: torch.Tensor) -> torch.Tensor:
@@ -228,8 +326,11 @@ def _peak_memory_mb(device: torch.device) -> float:
     return peak_rss_mb()
 
 
-def run(cfg: RunConfig, out_dir: Path, world: World | None = None) -> dict:
-    """Train one configuration; returns the training summary (written to DIR by rank 0)."""
+def run(cfg: RunConfig, out_dir: Path, world: World | None = None, settings_file: str | None = None) -> dict:
+    """Train one configuration; returns the training summary (written to DIR by rank 0).
+
+    ``settings_file`` (the run config's path) only names it in log messages.
+    """
     world = world or init_world()
     ts = cfg.train
     device = world.device
@@ -249,6 +350,9 @@ def run(cfg: RunConfig, out_dir: Path, world: World | None = None) -> dict:
     steps_per_epoch = len(dataset) // ts.batch_size  # drop the last partial batch, as the original
     total_steps = steps_per_epoch * ts.epochs
 
+    weights_sha256 = _weights_sha256(cfg.model, world)
+    weights = weights_record(cfg.model, weights_sha256)
+    identity = run_identity(cfg.raw, weights_sha256)
     model = RetrievalModel(build_clip(cfg.model), cfg.reduction).to(device)
     optimizer = make_optimizer(model, ts.lr, ts.weight_decay)
     precision, amp_dtype = choose_precision(device)
@@ -256,8 +360,20 @@ def run(cfg: RunConfig, out_dir: Path, world: World | None = None) -> dict:
     start_epoch, start_in_epoch, step = 0, 0, 0
     last = out_dir / "last.pt"
     log_path = out_dir / "train_log.jsonl"
-    if last.is_file():
-        state = torch.load(last, map_location=device, weights_only=False)
+    state = torch.load(last, map_location=device, weights_only=False) if last.is_file() else None
+    set_aside = None
+    if state is not None and state.get("run_identity") != identity:
+        barrier(world)  # every rank has read last.pt before rank 0 moves it
+        if world.is_main:
+            found = state.get("run_identity")
+            why = (f"run identity {found[:12]} != {identity[:12]}" if found
+                   else "it records no run identity: an older file")
+            set_aside = run_folder.set_aside(out_dir, run_folder.run_files(out_dir))
+            log.warning("%s does not match %s (%s): not resumed; moved with its log and metrics to %s, training "
+                        "from step 0", last, settings_file or f"the run config of {cfg.run_id}", why, set_aside)
+        set_aside = all_gather_objects(str(set_aside) if set_aside else None, world)[0]
+        state = None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if train_step.scaler is not None and state.get("scaler"):
@@ -268,6 +384,9 @@ def run(cfg: RunConfig, out_dir: Path, world: World | None = None) -> dict:
             _truncate_log(log_path, step)
     else:
         broadcast_parameters(model, world)
+        if world.is_main:
+            _truncate_log(log_path, 0)  # lines of a job killed before its first checkpoint are redone
+    del state
     resumed_at = step
     log.info("world size %d, global batch %d = %d ranks x %d micro-batches x %d videos; precision %s; device %s",
              world.size, ts.batch_size, world.size, ts.grad_accum, micro, precision, device)
@@ -277,7 +396,7 @@ def run(cfg: RunConfig, out_dir: Path, world: World | None = None) -> dict:
             atomic.save_torch({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "scaler": train_step.scaler.state_dict() if train_step.scaler else None,
                                "epoch": epoch, "step_in_epoch": in_epoch, "step": step,
-                               "world_size": world.size, "precision": precision}, last)
+                               "world_size": world.size, "precision": precision, "run_identity": identity}, last)
 
     if ts.eval_every_epoch and start_epoch > 0 and start_in_epoch == 0 \
             and not (out_dir / f"metrics_epoch{start_epoch}.json").is_file():
@@ -335,6 +454,9 @@ def run(cfg: RunConfig, out_dir: Path, world: World | None = None) -> dict:
         "steps": step,
         "epochs": ts.epochs,
         "resumed_at_step": resumed_at,
+        "resume_state_set_aside": set_aside,  # a last.pt of other settings, moved there; null if none
+        "run_identity": identity,
+        "weights": weights,
         "train_seconds_this_job": round(time.perf_counter() - t_start, 2),
         "peak_memory_mb": round(sum(peaks) / len(peaks), 1),  # the paper's "MeM.": mean over devices
         "peak_memory_mb_per_device": peaks,
@@ -383,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO if world.is_main else logging.WARNING,
                             format=f"%(asctime)s %(name)s[rank {world.rank}] %(message)s", stream=sys.stderr)
         cfg = RunConfig.load(args.run_config)
-        run(cfg, Path(args.out_dir), world)
+        run(cfg, Path(args.out_dir), world, settings_file=args.run_config)
     except (TrainingError, ValueError, KeyError, FileNotFoundError) as exc:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr)
         log.error("%s", exc)
