@@ -7,16 +7,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= all
 TORCH_PIN := torch==2.13.0
-# jobs run `python -m centerclip...`: the venv's python must come first
-export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: demo test setup ffmpeg samples clean-demo lint cluster-setup
 
 demo: setup ffmpeg
 	$(BIN)/snakemake --cores $(CORES)
 	@echo
-	@echo "Tables:  $(CURDIR)/results/tables"
-	@echo "Figures: $(CURDIR)/results/figures"
+	@echo "Tables:  $(CURDIR)/results/demo/tables"
+	@echo "Figures: $(CURDIR)/results/demo/figures"
 
 test: setup ffmpeg samples
 	$(BIN)/python -m pytest
@@ -84,4 +82,4 @@ lint: setup
 	$(BIN)/snakemake --lint
 
 clean-demo:
-	rm -rf data/demo results/runs results/tables results/figures results/logs results/benchmarks
+	rm -rf data/demo results/demo

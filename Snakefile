@@ -1,5 +1,5 @@
 # CenterCLIP reproduction workflow. Default config = the demo (synthetic data, tiny model).
-# Full reproduction: snakemake --profile cluster --configfile config/paper.yaml
+# Full reproduction: snakemake --profile cluster (its profile names config/paper.yaml)
 from snakemake.utils import min_version
 
 min_version("9.0")

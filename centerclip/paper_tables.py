@@ -45,7 +45,7 @@ HEADERS = {
 DEMO_NOTE = ("DEMO NUMBERS: our rows come from synthetic twin data and a tiny randomly initialised "
              "CLIP-shaped model trained for minutes on a CPU. They show that the pipeline works, not what "
              "CenterCLIP achieves; the differences to the paper are not a reproduction result.")
-NO_EXPERIMENT = "no experiment in config/experiments.yaml provides this row"
+NO_EXPERIMENT = "no experiment of the experiment table provides this row"
 
 
 @dataclass
@@ -83,6 +83,26 @@ def _coverage_note(runs: Sequence[Mapping]) -> str:
     return f"test set incomplete: {n} video{'s' if n > 1 else ''} missing" if missing else ""
 
 
+def departures(runs: Sequence[Mapping], paper_epochs: int | None, paper_global_batch: int | None) -> str:
+    """How our runs were trained otherwise than the paper, in a few words ('' when as the paper): other
+    weights than OpenAI's released CLIP (from the sha256 each run recorded), another global batch, other
+    epochs. Such numbers are ours, but not a reproduction of that row."""
+    notes = []
+    weights = [m.get("weights") or {} for m in runs]
+    if any(w.get("random") for w in weights):
+        notes.append("randomly initialised backbone, not OpenAI's CLIP")
+    elif any(w and not w.get("openai") for w in weights):
+        digests = sorted({str(w.get("sha256", "?"))[:12] for w in weights if not w.get("openai")})
+        notes.append(f"weights not OpenAI's (sha256 {', '.join(digests)}…)")
+    batches = sorted({m["global_batch"] for m in runs if m.get("global_batch") is not None})
+    if paper_global_batch and batches and batches != [paper_global_batch]:
+        notes.append(f"global batch {'/'.join(map(str, batches))}, paper {paper_global_batch}")
+    epochs = sorted({m["epochs"] for m in runs if m.get("epochs") is not None})
+    if paper_epochs and epochs and epochs != [paper_epochs]:
+        notes.append(f"{'/'.join(map(str, epochs))} epoch{'s' if epochs != [1] else ''}, paper {paper_epochs}")
+    return "; ".join(notes)
+
+
 def _isnan(v: object) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
@@ -110,11 +130,13 @@ def _block(table_id: str, name: str) -> str:
 
 
 def build_frame(table_id: str, paper: Mapping, experiments: Mapping[str, Mapping],
-                metrics: Mapping[str, Sequence[Mapping]], not_run: Mapping[str, str] | None = None
-                ) -> pd.DataFrame:
+                metrics: Mapping[str, Sequence[Mapping]], not_run: Mapping[str, str] | None = None,
+                dataset_defaults: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
     """Long frame: per paper row (paper order) the lines ours / paper / diff, or paper (cited), or
     ours (not run) + paper. Value columns = the table's columns, ``{col}_std`` for ours, ratios
-    to the reference row for MeM / Speed, and the test-selected best-epoch T->V R@1."""
+    to the reference row for MeM / Speed, and the test-selected best-epoch T->V R@1. The note of our
+    line says where the test set was incomplete and where the runs departed from the paper's training
+    (weights, global batch, epochs: ``dataset_defaults`` gives the paper's epochs per dataset)."""
     tables = paper["tables"]
     if table_id not in tables:
         raise KeyError(f"config/paper_numbers.yaml has no table {table_id!r} (has: {', '.join(tables)})")
@@ -154,8 +176,12 @@ def build_frame(table_id: str, paper: Mapping, experiments: Mapping[str, Mapping
         best = [_best_epoch_r1(m) for m in runs]
         best = [b for b in best if not math.isnan(b)]
         ours[BEST_EPOCH] = sum(best) / len(best) if best else float("nan")
+        exp = experiments[run_id]
+        paper_epochs = exp.get("epochs", (dataset_defaults or {}).get(exp["dataset"], {}).get("epochs"))
+        note = "; ".join(n for n in (_coverage_note(runs), departures(
+            runs, paper_epochs, (paper.get("training") or {}).get("global_batch"))) if n)
         lines.append({**base, "status": "ours", "run_id": run_id, "source": "ours", "n_seeds": len(runs),
-                      "note": _coverage_note(runs), **ours})
+                      "note": note, **ours})
         lines.append({**paper_line, "status": "ours", "run_id": run_id})
         diff = {c: ours[c] - theirs[c] for c in columns if c in RETRIEVAL_COLUMNS and not _isnan(theirs[c])}
         lines.append({**base, "status": "ours", "run_id": run_id, "source": "diff", "note": "ours − paper", **diff})
@@ -286,6 +312,11 @@ def _footnotes(frame: pd.DataFrame) -> list[str]:
     if any(c in SETTING_COLUMNS for c in columns):
         notes.append("Setting columns (" + ", ".join(c for c in columns if c in SETTING_COLUMNS)
                      + ") are the paper's values on every line.")
+    ours_notes = frame.loc[frame.source == "ours", "note"].astype(str)
+    if ours_notes.str.contains(", paper |weights not OpenAI|randomly initialised").any():
+        notes.append("A note such as 'global batch 8, paper 128', 'weights not OpenAI's' or 'randomly initialised "
+                     "backbone' on our line: that run was trained otherwise than the paper (from the settings and the "
+                     "sha256 of the weights it recorded). Its numbers are ours, not a reproduction of the row.")
     notes.append("ours − paper: differences on the retrieval columns (R@k in points, MdR/MnR in ranks). "
                  "Ours = last-epoch model, mean ± std over seeds when there are several.")
     notes.append("best-epoch T→V R@1 (test-selected): the original code's protocol, choosing the epoch with the "
@@ -337,14 +368,15 @@ def to_latex(frame: pd.DataFrame, paper: Mapping, label: str) -> str:
 
 def render_table(table_id: str, paper: Mapping, experiments: Mapping[str, Mapping],
                  metrics: Mapping[str, Sequence[Mapping]], label: str,
-                 not_run: Mapping[str, str] | None = None) -> TableResult:
+                 not_run: Mapping[str, str] | None = None,
+                 dataset_defaults: Mapping[str, Mapping] | None = None) -> TableResult:
     """Table ``table_id`` of the paper with our numbers: see the module docstring.
 
     ``paper``: parsed config/paper_numbers.yaml; ``experiments``: the ``experiments`` mapping of
     config/experiments.yaml; ``metrics``: run id -> metrics.json dicts (one per seed; empty or
     missing = not run); ``label``: the config's label ("demo" marks demo numbers); ``not_run``:
-    run id -> why it did not run.
+    run id -> why it did not run; ``dataset_defaults``: the experiment table's per-dataset settings.
     """
-    frame = build_frame(table_id, paper, experiments, metrics, not_run)
+    frame = build_frame(table_id, paper, experiments, metrics, not_run, dataset_defaults)
     return TableResult(table_id=table_id, frame=frame, markdown=to_markdown(frame, paper, label),
                        csv=frame.to_csv(index=False), latex=to_latex(frame, paper, label))

@@ -19,6 +19,12 @@ class ConfigError(ValueError):
     pass
 
 
+#: Config keys that the experiment table always sets (per dataset, per experiment), so a value in the
+#: config would be accepted and silently ignored; refused with a pointer to what to set instead.
+PER_EXPERIMENT_KEYS = (("train", "epochs"), ("train", "lr"), ("train", "num_frames"), ("train", "context_length"),
+                       ("eval", "num_frames"), ("eval", "context_length"))
+
+
 def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
@@ -28,6 +34,12 @@ def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH, 
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), _key_path(e)))
+    for section, key in PER_EXPERIMENT_KEYS:
+        if key in (config.get(section) or {}):
+            raise ConfigError(
+                f"{source}: {section}.{key} would never be used: the experiment table sets it per dataset "
+                f"(dataset_defaults in config/experiments.yaml) and per experiment. To shorten or rescale every "
+                f"run, set scale.epochs / scale.lr; to change one dataset, edit its dataset_defaults.")
     if errors:
         e = errors[0]
         if e.validator == "additionalProperties":
@@ -48,12 +60,13 @@ def resolve_config_path(config: dict, key: str) -> Path:
     return path
 
 
-def load_experiments(config: dict) -> tuple[dict, dict]:
+def load_experiments(config: dict) -> tuple[dict, dict, dict]:
     """Read and check the experiment table named by ``config["experiments"]``.
 
-    Returns (experiments, dataset_defaults), restricted to ``config["only_experiments"]`` when
-    given. Each experiment's dataset and backbone must exist in the config, and its stages must fit
-    the backbone's depth and its frame count.
+    Returns (experiments, dataset_defaults, left_out): the experiments restricted to
+    ``config["only_experiments"]`` when given, and those it leaves out (so that tables can say why
+    their rows are empty). Each kept experiment's dataset and backbone must exist in the config, and
+    its stages must fit the backbone's depth and its frame count.
     """
     path = resolve_config_path(config, "experiments")
     try:
@@ -67,11 +80,13 @@ def load_experiments(config: dict) -> tuple[dict, dict]:
     if errors:
         raise ConfigError(f"{path}: key {_key_path(errors[0])}: {errors[0].message}")
     experiments, defaults = table["experiments"], table["dataset_defaults"]
+    left_out: dict = {}
     only = config.get("only_experiments")
     if only:
         unknown = sorted(set(only) - set(experiments))
         if unknown:
             raise ConfigError(f"config key only_experiments names {unknown}, which are not in {path}")
+        left_out = {e: exp for e, exp in experiments.items() if e not in only}
         experiments = {e: experiments[e] for e in only}
     for name, exp in experiments.items():
         where = f"{path}: experiments.{name}"
@@ -93,7 +108,7 @@ def load_experiments(config: dict) -> tuple[dict, dict]:
             if i == 0 and frames % stage["segments"]:
                 raise ConfigError(f"{where}.stages[0].segments = {stage['segments']} does not divide its "
                                   f"{frames} frames")
-    return experiments, defaults
+    return experiments, defaults, left_out
 
 
 def run_config(config: dict, experiments: dict, dataset_defaults: dict, experiment: str, seed: int | str) -> dict:

@@ -1,7 +1,6 @@
 # Config validation, the experiment table, paths and input functions. All Python of the workflow lives here.
 import os
-
-import yaml
+import sys
 
 from centerclip.data.sources import SOURCES, missing_files
 from centerclip.workflow_config import (
@@ -14,11 +13,14 @@ from centerclip.workflow_config import (
 
 try:
     validate_config(config, schema_path=workflow.source_path("../config/schema.yaml"))
-    EXPERIMENTS, DATASET_DEFAULTS = load_experiments(config)
+    EXPERIMENTS, DATASET_DEFAULTS, LEFT_OUT = load_experiments(config)
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
-EXPERIMENTS_FILE = str(resolve_config_path(config, "experiments"))
+# Jobs run the interpreter Snakemake runs under (on SLURM too: the executor starts each job's Snakemake with
+# it, which sets this again), so a job finds torch and centerclip without an activated environment. An
+# environment variable, not a param: moving the environment must not count as changed settings.
+os.environ.update(CENTERCLIP_PYTHON=sys.executable)
 PAPER_NUMBERS = str(resolve_config_path(config, "paper_numbers"))
 DATA = config["data_dir"]
 RESULTS = config["results_dir"]
@@ -82,18 +84,33 @@ def run_dir(dataset, experiment, seed):
     return os.path.join(RESULTS, "runs", dataset, experiment, f"seed{seed}")
 
 
+def run_file(name):
+    """Path pattern of one file of a run folder, with the {dataset}/{experiment}/{seed} wildcards."""
+    return os.path.join(run_dir("{dataset}", "{experiment}", "{seed}"), name)
+
+
 def metrics_files(experiment):
     """metrics.json of every seed of one experiment."""
     dataset = EXPERIMENTS[experiment]["dataset"]
     return [os.path.join(run_dir(dataset, experiment, s), "metrics.json") for s in config["seeds"]]
 
 
-def runs_showing(key):
+def runs_showing(key, experiments=None):
     """Experiment ids whose `rows` name table/figure ``key``: its parts (table3 -> 3a, 3b) or, for a
-    figure, its panels (figure4 -> figure4_lsmdc_K, ...)."""
+    figure, its panels (figure4 -> figure4_lsmdc_K, ...). Among the config's experiments by default."""
     keys = TABLE_PARTS.get(key, [key])
-    return [e for e, exp in EXPERIMENTS.items()
-            if any(k in keys or k.startswith(key + "_") for k in exp["rows"])]
+    return [e for e, exp in (EXPERIMENTS if experiments is None else experiments).items()
+            if any(k in keys or k.startswith(f"{key}_") for k in exp["rows"])]
+
+
+def left_out_showing(key):
+    """Experiments of the table/figure that the config's only_experiments leaves out, with the reason."""
+    return {e: "left out by only_experiments in the config" for e in runs_showing(key, LEFT_OUT)}
+
+
+def table_experiments(key):
+    """The experiments a table/figure shows, those only_experiments leaves out included (their rows say so)."""
+    return {**{e: EXPERIMENTS[e] for e in runs_showing(key)}, **{e: LEFT_OUT[e] for e in runs_showing(key, LEFT_OUT)}}
 
 
 def runnable(experiments):
@@ -136,6 +153,40 @@ def coverage_gate(wildcards):
     """The test-coverage check of the run's dataset: an order-only input (ancient), so allowing one more
     missing test video later reruns no training."""
     return ancient(os.path.join(DATA, wildcards.dataset, "test_coverage.json"))
+
+
+# The released CLIP archives the download_clip rule fetches, by file name under <data_dir>/models/.
+CLIP_RELEASES = {"ViT-B-32": "clip_vit_b32", "ViT-B-16": "clip_vit_b16"}
+
+
+def clip_path(name):
+    return os.path.join(DATA, "models", f"{name}.pt")
+
+
+def clip_download(name):
+    """URL and sha256 of <data_dir>/models/<name>.pt: the mirror and digest of the backbone that names this
+    file when it sets them, else OpenAI's (a mirror of OpenAI's file has OpenAI's digest)."""
+    official = SOURCES[CLIP_RELEASES[name]].downloads["weights"]
+    for model in config["backbones"].values():
+        if os.path.normpath(model.get("pretrained", "")) == os.path.normpath(clip_path(name)):
+            return {"url": model.get("mirror") or official.url,
+                    "sha256": (model.get("sha256") or official.sha256).lower()}
+    return {"url": official.url, "sha256": official.sha256}
+
+
+def _check_backbone_downloads():
+    """A `mirror:`/`sha256:` applies only to a file the workflow downloads; anywhere else it would be ignored."""
+    downloaded = {os.path.normpath(clip_path(n)) for n in CLIP_RELEASES}
+    for name, model in config["backbones"].items():
+        if (model.get("mirror") or model.get("sha256")) and \
+                os.path.normpath(model.get("pretrained", "")) not in downloaded:
+            raise WorkflowError(
+                f"config: backbones.{name} sets mirror/sha256, but its pretrained file "
+                f"{model.get('pretrained')!r} is not one the workflow downloads; set pretrained to "
+                f"{' or '.join(clip_path(n) for n in CLIP_RELEASES)}, or drop mirror/sha256 and place the file")
+
+
+_check_backbone_downloads()
 
 
 def backbone_inputs(wildcards):

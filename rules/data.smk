@@ -10,7 +10,7 @@ rule acquire:
         mode=lambda wc: acquisition(wc.dataset),
         dataset=lambda wc: acquisition_cfg(wc.dataset),
         root=lambda wc: raw_dir(wc.dataset),
-        digest_manifest=os.path.join(workflow.basedir, "config", "download_digests.tsv"),
+        digest_manifest=os.path.join(DATA, "download_digests.tsv"),
     threads: 2
     resources:
         mem_mb=2000,
@@ -26,14 +26,13 @@ rule acquire:
 
 
 rule download_clip:
-    """Download a pretrained CLIP archive, verified by the sha256 in its URL."""
+    """Download a pretrained CLIP archive (OpenAI's, or the backbone's `mirror:`), verified by its sha256."""
     output:
         os.path.join(DATA, "models", "{name}.pt"),
     params:
-        source=lambda wc: {"ViT-B-32": "clip_vit_b32", "ViT-B-16": "clip_vit_b16"}[wc.name],
-        root=lambda wc, output: os.path.dirname(output[0]),
+        source=lambda wc: clip_download(wc.name),
     wildcard_constraints:
-        name="ViT-B-32|ViT-B-16",
+        name="|".join(CLIP_RELEASES),
     resources:
         runtime=60,
     log:

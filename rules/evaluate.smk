@@ -4,11 +4,11 @@
 rule evaluate:
     """Encode all test videos and captions once; write metrics.json with provenance."""
     input:
-        checkpoint=os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "checkpoint.pt"),
+        checkpoint=run_file("checkpoint.pt"),
         cache=os.path.join(DATA, "{dataset}", "frames.h5"),
         coverage=coverage_gate,
     output:
-        os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "metrics.json"),
+        run_file("metrics.json"),
     threads: config.get("job_threads", 2)
     resources:
         mem_mb=8000,
@@ -20,4 +20,5 @@ rule evaluate:
     conda:
         ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m centerclip.evaluate --checkpoint {input.checkpoint} --out {output} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} \"$CENTERCLIP_PYTHON\" -m centerclip.evaluate --checkpoint {input.checkpoint} --out {output}"
+        " > {log} 2>&1"

@@ -13,8 +13,11 @@ rule table:
     params:
         metrics_by_experiment=lambda wc: metrics_by_experiment(wc.table),
         # only the experiments this table shows: editing another one leaves this table alone
-        experiments=lambda wc: {e: EXPERIMENTS[e] for e in runs_showing(wc.table)},
-        not_run=lambda wc: not_run(runs_showing(wc.table)),
+        experiments=lambda wc: table_experiments(wc.table),
+        not_run=lambda wc: {**not_run(runs_showing(wc.table)), **left_out_showing(wc.table)},
+        # the paper's settings of each run (its epochs), to mark runs trained otherwise
+        dataset_defaults=lambda wc: {EXPERIMENTS[e]["dataset"]: DATASET_DEFAULTS.get(EXPERIMENTS[e]["dataset"], {})
+                                     for e in runs_showing(wc.table)},
         parts=lambda wc: TABLE_PARTS[wc.table],
         label=config["label"],
     log:
@@ -61,8 +64,7 @@ use rule figure3 as figure4 with:
 rule figure5:
     """Figure 5: the patches of the kept centre tokens for 1, 2, 3 and 4 frames per segment."""
     input:
-        checkpoint=os.path.join(RESULTS, "runs", "msrvtt", "msrvtt9k_b32_km_B6-4-49", "seed{}".format(config["seeds"][0]),
-                                "checkpoint.pt"),
+        checkpoint=os.path.join(run_dir("msrvtt", "msrvtt9k_b32_km_B6-4-49", config["seeds"][0]), "checkpoint.pt"),
         cache=os.path.join(DATA, "msrvtt", "frames.h5"),
         manifest=os.path.join(DATA, "msrvtt", "manifest.csv"),
     output:

@@ -3,12 +3,13 @@
 
 localrules:
     run_config,
+    keep_finished_checkpoint,
 
 
 rule run_config:
     """Write the run's complete config; it changes only when the experiment's settings do."""
     output:
-        os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "run.yaml"),
+        run_file("run.yaml"),
     params:
         run=lambda wc: run_config(config, EXPERIMENTS, DATASET_DEFAULTS, wc.experiment, wc.seed),
     log:
@@ -19,21 +20,40 @@ rule run_config:
         "../workflow_scripts/write_run_config.py"
 
 
+rule keep_finished_checkpoint:
+    """Runs right before a training that would replace a finished checkpoint (its output is temporary, so it
+    is planned only when the training is). Snakemake deletes a job's old outputs before the job starts, and
+    its protected() check cannot stop root; this job can. Settings changed since the checkpoint was trained:
+    the old run is moved to the run's superseded/ folder and training goes on. Same settings (a newer input,
+    --forcerun): stop, delete nothing, and say how to keep it or retrain on purpose."""
+    input:
+        run=run_file("run.yaml"),
+    output:
+        temp(run_file(".checkpoint_kept")),
+    params:
+        out_dir=lambda wc: run_dir(wc.dataset, wc.experiment, wc.seed),
+    log:
+        os.path.join(LOGS, "keep_finished_checkpoint", "{dataset}", "{experiment}", "seed{seed}.log"),
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/keep_finished_checkpoint.py"
+
+
 rule train:
     """Train one configuration (resumes from the run's last.pt after an interruption)."""
     input:
-        run=os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "run.yaml"),
+        run=run_file("run.yaml"),
+        kept=run_file(".checkpoint_kept"),
         cache=os.path.join(DATA, "{dataset}", "frames.h5"),
         coverage=coverage_gate,
         manifest=lambda wc: manifest_path(wc.dataset, EXPERIMENTS[wc.experiment].get("train_split")),
         backbone=backbone_inputs,
     output:
-        # protected (read-only once written): days of GPU work are not overwritten by accident; to
-        # retrain on purpose, delete the checkpoint (or `chmod u+w` it) and rerun
-        checkpoint=protected(
-            os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "checkpoint.pt")
-        ),
-        summary=os.path.join(RESULTS, "runs", "{dataset}", "{experiment}", "seed{seed}", "train_summary.json"),
+        # protected (read-only once written) against accidents by other users; keep_finished_checkpoint
+        # guards it for root as well
+        checkpoint=protected(run_file("checkpoint.pt")),
+        summary=run_file("train_summary.json"),
     params:
         out_dir=lambda wc: run_dir(wc.dataset, wc.experiment, wc.seed),
     threads: config.get("job_threads", 2)
@@ -50,7 +70,7 @@ rule train:
     shell:
         # one process per GPU (torchrun's --standalone picks a free port), else one process; not a param,
         # so a different GPU count does not count as a changed run
-        "if [ {resources.gpu} -gt 1 ]; then launch='python -m torch.distributed.run --standalone"
-        " --nproc_per_node={resources.gpu}'; else launch=python; fi; "
+        "if [ {resources.gpu} -gt 1 ]; then launch=\"$CENTERCLIP_PYTHON -m torch.distributed.run --standalone"
+        " --nproc_per_node={resources.gpu}\"; else launch=$CENTERCLIP_PYTHON; fi; "
         "OMP_NUM_THREADS={threads} $launch -m centerclip.train --run-config {input.run} --out-dir {params.out_dir}"
         " > {log} 2>&1"

@@ -40,7 +40,7 @@ from tests.videos import make_audio_only, make_vfr_video, make_video, truncate, 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 RUN = "msrvtt9k_b32_meanP"
-METRICS = f"results/runs/msrvtt/{RUN}/seed42/metrics.json"
+METRICS = f"results/demo/runs/msrvtt/{RUN}/seed42/metrics.json"
 HTML_EMOJI = "a man &amp; his dog 🐶 play &lt;3 &quot;fetch&quot;"
 UNICODE_ID = "vidéo ünï 1"
 
@@ -138,9 +138,9 @@ def pipeline(tmp_path_factory):
     data = work / "data" / "demo" / "msrvtt"
     state = {"first": first, "cache_mtime": (data / "frames.h5").stat().st_mtime_ns if (data / "frames.h5").exists()
              else None, "bad_after_first": (data / "bad_videos.tsv").read_text() if (data / "bad_videos.tsv").exists()
-             else None, "checkpoint_after_first": (work / f"results/runs/msrvtt/{RUN}/seed42/checkpoint.pt").exists(),
-             "coverage_log": (work / "results/logs/test_coverage/msrvtt.log").read_text()}
-    second = _snakemake(work, _config(raw, allowed=["test_truncated"]), METRICS, "results/tables/table3.md")
+             else None, "checkpoint_after_first": (work / f"results/demo/runs/msrvtt/{RUN}/seed42/checkpoint.pt").exists(),
+             "coverage_log": (work / "results/demo/logs/test_coverage/msrvtt.log").read_text()}
+    second = _snakemake(work, _config(raw, allowed=["test_truncated"]), METRICS, "results/demo/tables/table3.md")
     return dict(cases=cases, work=work, data=data, second=second, **state)
 
 
@@ -201,14 +201,14 @@ def test_allowed_bad_test_video_is_left_out_and_said_so(pipeline):
     metrics = json.loads((work / METRICS).read_text())
     assert metrics["test_coverage"] == {"complete": False, "missing_test_videos": ["test_truncated"]}
     assert metrics["efficiency"]["n_test_videos"] == 3 and metrics["efficiency"]["n_test_texts"] == 3
-    summary = json.loads((work / f"results/runs/msrvtt/{RUN}/seed42/train_summary.json").read_text())
+    summary = json.loads((work / f"results/demo/runs/msrvtt/{RUN}/seed42/train_summary.json").read_text())
     bad_train = sorted(v for v, c in pipeline["cases"].items() if "bad" in c and c["split"] == "train")
     assert sorted(summary["train_videos_left_out"]) == bad_train
     good_train = [v for v, c in pipeline["cases"].items() if "bad" not in c and c["split"] == "train"]
     assert summary["train_pairs"] == 2 * len(good_train)
-    log = (work / f"results/logs/train/msrvtt/{RUN}/seed42.log").read_text()
+    log = (work / f"results/demo/logs/train/msrvtt/{RUN}/seed42.log").read_text()
     assert "training without video zero_bytes" in log
-    table = (work / "results/tables/table3.md").read_text()
+    table = (work / "results/demo/tables/table3.md").read_text()
     assert "ours (1 seed; test set incomplete: 1 video missing)" in table
 
     # allowing one more video later reruns the check only, no training or evaluation
@@ -241,6 +241,6 @@ def test_empty_caption_stops_the_manifest_with_file_and_position(pipeline, tmp_p
     work.mkdir()
     proc = _snakemake(work, _config(raw), "data/demo/msrvtt/manifest.csv", check=False)
     assert proc.returncode != 0
-    log = (work / "results/logs/manifest/msrvtt.log").read_text()
+    log = (work / "results/demo/logs/manifest/msrvtt.log").read_text()
     assert "MSRVTT_data.json: sentences[3]" in log and "empty caption" in log
     assert not (work / "data/demo/msrvtt/manifest.csv").exists()

@@ -6,6 +6,7 @@ No --rerun-triggers on the command line: the setting must come from profiles/def
 profile), which the README's local commands and `--profile cluster` both read.
 """
 
+import json
 import os
 import re
 import shutil
@@ -32,6 +33,15 @@ def tiny_config():
     return cfg
 
 
+def plain_shell_env():
+    """The environment of a plain shell: no virtual environment on PATH, none activated. Snakemake is then
+    started by its full path, as the README's commands do, and every job must still find its Python."""
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p and p != venv_bin)
+    return env
+
+
 class Workflow:
     def __init__(self, root):
         self.wf = root / "wf"
@@ -44,16 +54,19 @@ class Workflow:
             shutil.copy2(REPO / name, self.wf / name)
         self.config = self.work / "config.yaml"
         self.config.write_text(yaml.safe_dump(tiny_config()))
-        self.env = dict(os.environ)
-        self.env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + self.env.get("PATH", "")
+        self.env = plain_shell_env()
         self.env["PYTHONPATH"] = str(self.wf) + os.pathsep + self.env.get("PYTHONPATH", "")
 
+    def run_raw(self, *args, configfile=None):
+        """Snakemake by its full path, as the README's commands start it (no `python -m` from a venv)."""
+        cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(self.wf / "Snakefile"), "-d",
+               str(self.work), *args, "--configfile", str(configfile or self.config)]
+        return subprocess.run(cmd, cwd=self.work, env=self.env, capture_output=True, text=True, timeout=900)
+
     def run(self, *args, configfile=None):
-        cmd = [sys.executable, "-m", "snakemake", "-s", str(self.wf / "Snakefile"), "-d", str(self.work),
-               *args, "--configfile", str(configfile or self.config)]
-        proc = subprocess.run(cmd, cwd=self.work, env=self.env, capture_output=True, text=True, timeout=900)
+        proc = self.run_raw(*args, configfile=configfile)
         out = proc.stdout + proc.stderr
-        assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{out[-4000:]}"
+        assert proc.returncode == 0, f"{' '.join(proc.args)} failed:\n{out[-4000:]}"
         return out
 
     def planned(self, *args, configfile=None):
@@ -80,7 +93,7 @@ def done(tmp_path_factory):
 
 
 def run_files(wf):
-    return sorted((wf.work / "results" / "runs").rglob("*"))
+    return sorted((wf.work / "results" / "demo" / "runs").rglob("*"))
 
 
 def mtimes(paths):
@@ -116,13 +129,14 @@ def test_changing_one_experiment_reruns_exactly_that_experiment(done):
     finally:
         table.write_text(original)
     # its run, and the one table that shows it (Table 3); no other run, table or figure
-    assert jobs == {"run_config": 1, "train": 1, "evaluate": 1, "table": 1, "all": 1}, out[-3000:]
+    assert jobs == {"run_config": 1, "keep_finished_checkpoint": 1, "train": 1, "evaluate": 1, "table": 1,
+                    "all": 1}, out[-3000:]
     assert set(re.findall(r"experiment=([A-Za-z0-9_.-]+)", out)) == {"msrvtt9k_b32_meanP"}, out[-3000:]
     assert set(re.findall(r"table=(table\d)", out)) == {"table3"}, out[-3000:]
 
 
 def test_deleting_a_table_rerenders_only_that_table(done):
-    md = done.work / "results" / "tables" / "table3.md"
+    md = done.work / "results" / "demo" / "tables" / "table3.md"
     runs_before = mtimes(run_files(done))
     md.unlink()
     jobs, out = done.planned()
@@ -130,3 +144,47 @@ def test_deleting_a_table_rerenders_only_that_table(done):
     done.run("--cores", "2")
     assert md.exists() and "demo" in md.read_text().lower()
     assert mtimes(run_files(done)) == runs_before  # no run was touched
+
+
+def test_a_newer_input_never_destroys_a_finished_checkpoint(done):
+    """As root, Snakemake's protected() check passes (os.access), so only keep_finished_checkpoint stands
+    between a newer input and the deletion of days of training: it stops, and everything stays."""
+    run = done.work / "results" / "demo" / "runs" / "msrvtt" / "msrvtt9k_b32_meanP" / "seed42"
+    checkpoint = run / "checkpoint.pt"
+    before = checkpoint.read_bytes()
+    cache = done.work / "data" / "demo" / "msrvtt" / "frames.h5"
+    os.utime(cache)  # e.g. the cache rebuilt: every run of the dataset is now older than its input
+    proc = done.run_raw("--cores", "1", str(checkpoint.relative_to(done.work)))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    assert "is a finished training with exactly the settings" in out and "Nothing was deleted" in out, out[-4000:]
+    assert checkpoint.read_bytes() == before and not (run / "superseded").exists()
+    # the way out the message names: mark it up to date, then nothing is left to train
+    touch = re.search(r"`snakemake --touch ([^`]+)`", out).group(1).split()
+    done.run("--touch", "--cores", "1", *touch)
+    jobs, out = done.planned(str(checkpoint.relative_to(done.work)))
+    assert "train" not in jobs, out[-3000:]
+    assert checkpoint.read_bytes() == before
+
+
+def test_changed_lr_after_a_finished_run_retrains_from_step_0(done):
+    """Runs last: it changes the shared run. The old run is set aside, the new one starts at step 0 and its
+    metrics carry the new lr."""
+    run = done.work / "results" / "demo" / "runs" / "msrvtt" / "msrvtt9k_b32_meanP" / "seed42"
+    old_checkpoint = (run / "checkpoint.pt").read_bytes()
+    table = done.wf / "config" / "experiments.yaml"
+    experiments = yaml.safe_load(table.read_text())
+    experiments["experiments"]["msrvtt9k_b32_meanP"]["lr"] = 2.5e-5
+    table.write_text(yaml.safe_dump(experiments, sort_keys=False))
+    done.run("--cores", "2", str((run / "metrics.json").relative_to(done.work)))
+    summary = json.loads((run / "train_summary.json").read_text())
+    assert summary["resumed_at_step"] == 0 and summary["steps"] > 0
+    log_lrs = [json.loads(line)["lr"] for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert len(log_lrs) == summary["steps"]  # the old run's steps are not in the new log
+    # the new base lr (x the demo's scale.lr 200), under the warm-up/cosine schedule: above the old base lr
+    assert 5e-6 * 200 < max(log_lrs) <= 2.5e-5 * 200
+    new_config = yaml.safe_load((run / "run.yaml").read_text())
+    assert new_config["train"]["lr"] == pytest.approx(2.5e-5 * 200)
+    kept = list((run / "superseded").glob("*/checkpoint.pt"))
+    assert len(kept) == 1 and kept[0].read_bytes() == old_checkpoint  # the old run, kept aside whole
+    assert (kept[0].parent / "metrics.json").is_file() and (kept[0].parent / "train_summary.json").is_file()

@@ -30,7 +30,7 @@ CLUSTER_BIN = REPO / ".venv-cluster" / "bin"
 CANNOT_RUN = 77  # .ci/slurm.sh: SLURM cannot run on this machine
 SLURM_CI_DIR = Path("/tmp/slurm-ci")  # .ci/slurm.sh's default: config, state, logs
 SLURM_ENV = {**os.environ, "SLURM_CI_DIR": str(SLURM_CI_DIR)}
-TARGET = "results/runs/msrvtt/msrvtt9k_b32_meanP/seed42/metrics.json"
+TARGET = "results/demo/runs/msrvtt/msrvtt9k_b32_meanP/seed42/metrics.json"
 # every job of the target goes through sbatch, but run_config, which is a localrule (it only writes run.yaml)
 EXPECTED_JOBS = {"acquire": 1, "manifest": 1, "compress_shard": 2, "frame_cache": 1, "train": 1, "evaluate": 1}
 
@@ -72,8 +72,11 @@ def cluster_env(slurm):  # under the lock of `slurm`: make is not safe to run tw
     proc = subprocess.run(["make", "-s", "-C", str(REPO), "cluster-setup"], capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, f"make cluster-setup failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    env = dict(SLURM_ENV)
-    env["PATH"] = f"{CLUSTER_BIN}:{env['PATH']}"  # jobs run `python -m centerclip...`
+    # a plain shell: no venv on PATH; snakemake is started by its full path and every job must still run
+    # the venv's Python (the executor starts jobs with the interpreter snakemake runs under)
+    env = {k: v for k, v in SLURM_ENV.items() if k != "VIRTUAL_ENV"}
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
+                                  if p and Path(p).resolve() not in (CLUSTER_BIN.resolve(), Path(sys.executable).parent.resolve()))
     return env
 
 

@@ -21,7 +21,7 @@ def demo_config():
 
 def test_demo_config_is_valid(demo_config):
     validate_config(demo_config)
-    experiments, defaults = load_experiments(demo_config)
+    experiments, defaults, _ = load_experiments(demo_config)
     assert len(experiments) == 68 and defaults["activitynet"]["frames"] == 60
 
 
@@ -58,7 +58,7 @@ def test_experiment_table_errors_name_file_and_key(demo_config, tmp_path, mutate
 
 
 def test_run_config_precedence_and_demo_scaling(demo_config):
-    experiments, defaults = load_experiments(demo_config)
+    experiments, defaults, _ = load_experiments(demo_config)
     rc = run_config(demo_config, experiments, defaults, "anet_b32_meanP_lr5e-6_e5", 7)
     assert rc["train"]["lr"] == pytest.approx(5e-6 * 200) and rc["train"]["epochs"] == 1  # 5 x 0.2
     assert rc["train"]["num_frames"] == rc["eval"]["num_frames"] == 60 and rc["train"]["context_length"] == 77
@@ -101,7 +101,7 @@ def test_dry_run_lists_the_demo_jobs(tmp_path, venv_env):
 @pytest.mark.parametrize("table,trains", [("table1", 7), ("table3", 14), ("table6", 3), ("table8", 4), ("table9", 3)])
 def test_one_table_builds_only_its_runs(tmp_path, venv_env, table, trains):
     # targets before --configfile, which takes several values
-    out = snakemake([f"results/tables/{table}.md", "-n", "--cores", "1", "-d", str(tmp_path),
+    out = snakemake([f"results/demo/tables/{table}.md", "-n", "--cores", "1", "-d", str(tmp_path),
                      "--configfile", str(REPO / "config/config.yaml")], REPO, venv_env).stdout
     assert dry_run_jobs(out)["train"] == trains
 
@@ -140,20 +140,20 @@ def test_demo_end_to_end_tiny(tmp_path, demo_config, venv_env):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_config(demo_config)))
     snakemake(["--cores", "2", "-d", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")], REPO, venv_env)
 
-    table = (tmp_path / "results/tables/table3.md").read_text()
+    table = (tmp_path / "results/demo/tables/table3.md").read_text()
     assert "demo" in table.lower() and "not run" in table
-    csv = (tmp_path / "results/tables/table3.csv").read_text()
+    csv = (tmp_path / "results/demo/tables/table3.csv").read_text()
     assert "baseline (CLIP4clip (meanP), ViT-B/32)" in csv
     for n in range(1, 10):
-        tex = (tmp_path / f"results/tables/table{n}.tex").read_text()
+        tex = (tmp_path / f"results/demo/tables/table{n}.tex").read_text()
         assert tex.count("\\begin{tabular}") == (2 if n == 3 else 1)  # Table 3 = sub-tables (a) 7K, (b) 9K
     for fig in ("figure3", "figure4", "figure5"):
-        assert (tmp_path / f"results/figures/{fig}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert (tmp_path / f"results/figures/{fig}.pdf").read_bytes()[:4] == b"%PDF"
+        assert (tmp_path / f"results/demo/figures/{fig}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (tmp_path / f"results/demo/figures/{fig}.pdf").read_bytes()[:4] == b"%PDF"
     assert (tmp_path / "data/demo/msrvtt/bad_videos.tsv").read_text().startswith("video_id\tsplit")
     assert (tmp_path / "data/demo/msrvtt/manifest_7k.csv").exists()
     for exp in TINY_RUNS:
-        run = tmp_path / "results/runs/msrvtt" / exp / "seed42"
+        run = tmp_path / "results/demo/runs/msrvtt" / exp / "seed42"
         assert (run / "metrics.json").exists() and (run / "checkpoint.pt").exists()
     assert not (tmp_path / "data/demo/lsmdc").exists()  # nothing built that no target needs
     snakemake(["--report", str(tmp_path / "report.html"), "-d", str(tmp_path), "--configfile",
@@ -169,7 +169,7 @@ def test_demo_end_to_end_tiny(tmp_path, demo_config, venv_env):
 def test_paper_config_dry_run_per_table(tmp_path, venv_env, table, trains):
     """The full reproduction's DAG: public datasets are downloaded and trained; LSMDC and
     ActivityNet are licence-gated and, until their files are placed, their rows are 'not run'."""
-    out = snakemake([f"results/tables/{table}.md", "-n", "--cores", "1", "-d", str(tmp_path),
+    out = snakemake([f"results/paper/tables/{table}.md", "-n", "--cores", "1", "-d", str(tmp_path),
                      "--configfile", str(REPO / "config/paper.yaml")], REPO, venv_env).stdout
     jobs = dry_run_jobs(out)
     assert jobs.get("train", 0) == trains

@@ -1,9 +1,10 @@
-"""Rule download_clip: fetch a released CLIP archive (sha256 from its URL)."""
+"""Rule download_clip: fetch a pretrained CLIP archive (resumable), verified by its sha256."""
 
 from _log import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821 - injected by Snakemake
 
-from centerclip.data.sources import acquire  # noqa: E402
+from centerclip.data.download import download  # noqa: E402
 
-acquire(snakemake.params.source, snakemake.params.root)  # noqa: F821
+source = snakemake.params.source  # noqa: F821
+download(source["url"], snakemake.output[0], sha256=source["sha256"], progress=False)  # noqa: F821

@@ -17,7 +17,8 @@ paper = yaml.safe_load(open(sm.input.paper))
 experiments = dict(sm.params.experiments)
 metrics = {e: [json.load(open(p)) for p in paths] for e, paths in sm.params.metrics_by_experiment.items()}
 # one paper table, or its sub-tables one after the other (Table 3: training on 7K, then 9K)
-parts = [render_table(t, paper, experiments, metrics, sm.params.label, dict(sm.params.not_run)) for t in sm.params.parts]
+parts = [render_table(t, paper, experiments, metrics, sm.params.label, dict(sm.params.not_run),
+                      dict(sm.params.dataset_defaults)) for t in sm.params.parts]
 atomic.write_text("\n".join(p.markdown for p in parts), sm.output.md)
 atomic.write_text(pd.concat([p.frame.assign(table=t) for p, t in zip(parts, sm.params.parts)]).to_csv(index=False),
                   sm.output.csv)
