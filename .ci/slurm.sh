@@ -77,7 +77,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
 MpiDefault=none
-MinJobAge=600
+MinJobAge=3600
 AccountingStorageType=accounting_storage/none
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$real_mb
 PartitionName=debug Nodes=ALL Default=YES State=UP

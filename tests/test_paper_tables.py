@@ -162,3 +162,27 @@ def test_every_table_renders(paper, experiments, table_id):
     cited = set(table.get("cited") or [])
     assert set(r.frame[r.frame.status == "cited"].row) == cited - set(provided)
     assert len(r.frame[r.frame.source == "diff"]) == len(runs)
+
+
+def test_lines_say_how_runs_departed_from_the_paper(paper, experiments):
+    """Weights other than OpenAI's release (by the sha256 each run recorded), another global batch or other
+    epochs are said on our line and explained once below; a run as the paper's says nothing."""
+    defaults = yaml.safe_load((REPO / "config" / "experiments.yaml").read_text())["dataset_defaults"]
+    as_paper = {**metrics(40.0), "global_batch": 128, "epochs": 5,
+                "weights": {"sha256": "40d3657159", "openai": "ViT-B/32"}}
+    other = {**metrics(30.0), "global_batch": 8, "epochs": 1,
+             "weights": {"sha256": "fa2274153b59e992", "openai": None}}
+    runs = {"msvd_b32_meanP": [as_paper], "msvd_b32_km_B6-4-49": [other]}
+    left_out = {"msvd_b32_sp_B6-4-49": "left out by only_experiments in the config"}
+    md = render_table("table1", paper, experiments, runs, "paper", left_out, defaults).markdown
+    lines = {line.split("|")[1].strip(): line for line in md.splitlines() if "| ours" in line}
+    baseline = "baseline (CLIP4clip (meanP), ViT-B/32)"
+    assert "| ours (1 seed) |" in lines[baseline]
+    centerclip = lines["CenterCLIP (k-medoids++, B6 - 4, 49)"]
+    assert "weights not OpenAI's (sha256 fa2274153b59…)" in centerclip
+    assert "global batch 8, paper 128" in centerclip and "1 epoch, paper 5" in centerclip
+    assert "ours: not run (left out by only_experiments in the config)" in lines["CenterCLIP (spectral, B6 - 4, 49)"]
+    assert "trained otherwise than the paper" in md
+    random = {**metrics(10.0), "weights": {"random": True, "init_seed": 0}}
+    md = render_table("table1", paper, experiments, {"msvd_b32_meanP": [random]}, "demo", {}, defaults).markdown
+    assert "randomly initialised backbone, not OpenAI's CLIP" in md
