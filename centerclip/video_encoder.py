@@ -74,8 +74,31 @@ class TokenReduction:
                    d.get("segment_valid", "any"))
 
 
-def _select_tokens(tokens: Tensor, stage: ClusterStage, method: str, training: bool) -> Tensor:
-    """Reduce each row of ``tokens`` [R, N, W] to the kept tokens [R, K, W] (ascending order)."""
+def sparse_indices(total: int, k: int, training: bool) -> Tensor:
+    """Sparse sampling's kept positions among one segment's ``total`` patch tokens (frame-major):
+    ``k`` ascending indices, int64 on the CPU (the original's rule).
+
+    Evaluation: the centre of each of ``k`` equal intervals, ``int(tick / 2 + tick * i)`` with
+    ``tick = total / k`` (Python float). Training: one offset drawn in each interval of
+    ``total // k`` tokens, ``i * (total // k) + randint(total // k)``, from the global CPU
+    generator (seeded per micro-batch by the training loop); with ``total < k`` a sorted random
+    choice without replacement (of all ``total`` tokens: the encoder clamps ``k`` to ``total``,
+    so it never gets there).
+    """
+    if total < 1 or k < 1:
+        raise ValueError(f"sparse sampling needs total >= 1 and k >= 1, got total={total}, k={k}")
+    if training:
+        step = total // k
+        if step == 0:
+            return torch.randperm(total)[:k].sort().values
+        return torch.arange(k) * step + torch.randint(step, (k,))
+    tick = total / k
+    return torch.tensor([int(tick / 2 + tick * i) for i in range(k)], dtype=torch.long)
+
+
+def _select_tokens(tokens: Tensor, stage: ClusterStage, method: str, training: bool, segments: int) -> Tensor:
+    """Reduce each row of ``tokens`` [R, N, W] (R = B·S, video-major) to the kept tokens [R, K, W]
+    (ascending order)."""
     r, n, w = tokens.shape
     k = min(stage.clusters, n)
     if method == "centerclip":
@@ -87,10 +110,9 @@ def _select_tokens(tokens: Tensor, stage: ClusterStage, method: str, training: b
             else:
                 keep = spectral(x, k, knn=stage.knn).medoids
     elif method == "sparse":
-        if training:
-            keep = torch.rand(r, n, device=tokens.device).argsort(dim=1)[:, :k].sort(dim=1).values
-        else:
-            keep = torch.linspace(0, n - 1, k, device=tokens.device).round().long().expand(r, k)
+        # one draw per segment position, shared by every video of the batch (as the original)
+        per_segment = torch.stack([sparse_indices(n, k, training) for _ in range(segments)])  # [S, K]
+        keep = per_segment.to(tokens.device).repeat(r // segments, 1)
     else:  # pragma: no cover - guarded by TokenReduction
         raise ValueError(method)
     return tokens.gather(1, keep.unsqueeze(-1).expand(-1, -1, w))
@@ -114,37 +136,43 @@ def reduce_tokens(x: Tensor, seg_mask: Tensor, stage: ClusterStage, method: str,
     if method == "pooling":
         kept = x[:, :, :, 1:].mean(dim=2).reshape(b * s, length - 1, w)
     else:
-        kept = _select_tokens(x[:, :, :, 1:].reshape(b * s, per * (length - 1), w), stage, method, training)
+        kept = _select_tokens(x[:, :, :, 1:].reshape(b * s, per * (length - 1), w), stage, method, training, s)
     parts = seg_mask.view(b, s, per)
     return torch.cat([cls, kept], dim=1), parts.any(dim=-1) if segment_valid == "any" else parts[..., -1]
 
 
 def temporal_shift(x: Tensor, frames: int, tokens: slice, fold_div: int = 8) -> Tensor:
-    """Shift 1/fold_div of the channels of ``tokens`` one frame forward and 1/fold_div one frame
-    back in time (TSM), zero-filling at the ends. x [B·T, L, W] with T = ``frames``."""
+    """TSM's shift along time of the ``tokens`` of x [B·T, L, W] (T = ``frames``), as the original:
+    with ``fold = W // fold_div``, channels ``[0, fold)`` of frame t take frame t+1's values (zeros
+    for the last frame) and channels ``[fold, 2·fold)`` frame t−1's (zeros for the first); the
+    other channels and tokens are unchanged. Returns a new tensor."""
     bt, length, w = x.shape
     fold = w // fold_div
     v = x.view(bt // frames, frames, length, w)
     out = v.clone()
-    part = out[:, :, tokens]
     src = v[:, :, tokens]
-    part[:, 1:, :, :fold] = src[:, :-1, :, :fold]
-    part[:, 0, :, :fold] = 0
-    part[:, :-1, :, fold:2 * fold] = src[:, 1:, :, fold:2 * fold]
-    part[:, -1, :, fold:2 * fold] = 0
-    out[:, :, tokens] = part
+    part = torch.zeros_like(src[..., :2 * fold])
+    part[:, :-1, :, :fold] = src[:, 1:, :, :fold]
+    part[:, 1:, :, fold:2 * fold] = src[:, :-1, :, fold:2 * fold]
+    out[:, :, tokens, :2 * fold] = part
     return out.view(bt, length, w)
 
 
 def _shifted_block(block: torch.nn.Module, x: Tensor, frames: int, method: str) -> Tensor:
-    """A CLIP block with the shift applied to the input of its attention and of its MLP branch.
+    """A CLIP block with the original's shift of the residual stream itself.
 
-    Token shift moves the CLS token only; temporal shift the patch tokens. The identity path is
-    left unshifted so the pretrained block's behaviour is kept where the shift is zero.
+    Temporal shift (TSM, patch tokens only): once, before attention,
+    ``x <- shift(x); x <- x + attn(ln_1(x)); x <- x + mlp(ln_2(x))``.
+    Token shift (CLS token only): before attention and again before the MLP,
+    ``x <- shift(x); x <- x + attn(ln_1(x)); x <- shift(x); x <- x + mlp(ln_2(x))``.
     """
-    tokens = slice(0, 1) if method == "token_shift" else slice(1, None)
-    x = x + block.attn(block.ln_1(temporal_shift(x, frames, tokens)))
-    return x + block.mlp(block.ln_2(temporal_shift(x, frames, tokens)))
+    if method == "temporal_shift":
+        return block(temporal_shift(x, frames, slice(1, None)))
+    cls = slice(0, 1)
+    x = temporal_shift(x, frames, cls)
+    x = x + block.attn(block.ln_1(x))
+    x = temporal_shift(x, frames, cls)
+    return x + block.mlp(block.ln_2(x))
 
 
 def encode_segments(visual: torch.nn.Module, video: Tensor, mask: Tensor, reduction: TokenReduction,
