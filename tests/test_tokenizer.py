@@ -107,3 +107,24 @@ def test_bpe_cache(tokenizer: SimpleTokenizer) -> None:
     first = tokenizer.encode("photosynthesis")
     assert "photosynthesis" in tokenizer._cache
     assert tokenizer.encode("photosynthesis") == first
+
+
+def test_html_unescaped_twice_as_openai_basic_clean(tokenizer: SimpleTokenizer) -> None:
+    """OpenAI's ``basic_clean``: ``ftfy.fix_text``, then ``html.unescape`` twice, then strip.
+
+    With a literal ``<`` in the text ftfy leaves entities alone, so these cases exercise the two
+    unescapes themselves (without one, ftfy's own unescaping would hide a missing pass).
+    """
+    import ftfy
+
+    assert ftfy.fix_text("x < y &amp;amp; z") == "x < y &amp;amp; z"  # ftfy does not unescape here
+    plain = tokenize("x < y & z")
+    assert tokenize("x < y &amp; z").equal(plain)
+    assert tokenize("x < y &amp;amp; z").equal(plain)  # "&amp;amp;" -> "&amp;" -> "&"
+    # a third level of escaping is left once-escaped, as in OpenAI CLIP: "&amp;amp;amp;" -> "&amp;"
+    triple = tokenizer.encode("x < y &amp;amp;amp; z")
+    assert [tokenizer.decoder[i] for i in triple] == ["x</w>", "<</w>", "y</w>", "&</w>", "amp</w>", ";</w>", "z</w>"]
+    assert not tokenize("x < y &amp;amp;amp; z").equal(plain)
+    # entities other than &amp; too, and leading/trailing whitespace left by unescaping is stripped
+    assert tokenize("x < y &amp;lt; z").equal(tokenize("x < y < z"))
+    assert tokenize("&amp;nbsp;x < y").equal(tokenize("x < y"))

@@ -1,5 +1,7 @@
 """Video encoder equivalences and CenterCLIP's token selection."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -122,3 +124,56 @@ def test_bad_settings_are_explained():
         TokenReduction("tome")
     with pytest.raises(ValueError, match="needs at least one stage"):
         TokenReduction("centerclip")
+
+
+def centerclip_by_hand(visual, video, mask, a, segments, clusters):
+    """CenterCLIP (B_a - segments, clusters) written out: ``embed`` -> the first ``a`` blocks ->
+    per segment, CLS = mean of its frames' CLS tokens and the k-medoids medoids of its frames' patch
+    tokens (frame-major) -> the remaining blocks -> head -> normalise, masked mean over segments
+    holding a real frame, normalise."""
+    b, t = mask.shape
+    per = t // segments
+    blocks = list(visual.transformer.resblocks)
+    x = visual.embed(video.flatten(0, 1))
+    for block in blocks[:a]:
+        x = block(x)
+    length, w = x.shape[1:]
+    rows = []
+    for v in range(b):
+        for s in range(segments):
+            frames = x[(v * t + s * per):(v * t + (s + 1) * per)]  # [per, 1 + P, W]
+            cls = frames[:, 0].mean(dim=0, keepdim=True)
+            patches = frames[:, 1:].reshape(per * (length - 1), w)
+            keep = kmedoids(patches.unsqueeze(0), clusters).medoids[0]
+            rows.append(torch.cat([cls, patches[keep]], dim=0))
+    x = torch.stack(rows)  # [B*S, 1 + K, W]
+    for block in blocks[a:]:
+        x = block(x)
+    f = visual.head(x[:, 0]).view(b, segments, -1)
+    f = f / f.norm(dim=-1, keepdim=True)
+    m = mask.view(b, segments, per).any(dim=-1).float().unsqueeze(-1)
+    v = (f * m).sum(1) / m.sum(1)
+    return v / v.norm(dim=-1, keepdim=True)
+
+
+@pytest.fixture(scope="module")
+def clip6():
+    torch.manual_seed(0)
+    return CLIP(dataclasses.replace(TINY, vision_layers=6)).eval()
+
+
+@pytest.mark.parametrize("a", [2, 4])
+def test_stage_block_a_clusters_after_the_a_th_block(clip6, a):
+    """"B_a" (paper §3, Fig. 3: B_6 - 4, 49 = clustering after block 6 of 12) is ClusterStage(block=a):
+    the encoder equals the hand-built pipeline that clusters after exactly ``a`` blocks, and not the
+    one that clusters a block later."""
+    video, mask = video_batch(b=2, t=4)
+    with torch.no_grad():
+        got = encode(clip6, TokenReduction("centerclip", (ClusterStage(a, 2, 8),)), video, mask)
+        ref = centerclip_by_hand(clip6.visual, video, mask, a, segments=2, clusters=8)
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
+        late_ref = centerclip_by_hand(clip6.visual, video, mask, a + 1, segments=2, clusters=8)
+        late = encode(clip6, TokenReduction("centerclip", (ClusterStage(a + 1, 2, 8),)), video, mask)
+    torch.testing.assert_close(late, late_ref, rtol=1e-5, atol=1e-6)
+    assert (got - late).abs().max() > 1e-3  # one block later is a different model: the test has teeth
+    assert (got - late_ref).abs().max() > 1e-3

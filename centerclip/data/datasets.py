@@ -21,7 +21,9 @@ def sample_frame_indices(n: int, num_frames: int, train: bool, rng: np.random.Ge
 
     Training: one random frame inside each of ``num_frames`` equal segments (when segments are
     shorter than a frame but n > num_frames: sorted distinct random frames). Evaluation: the
-    segment centres. Short videos (n <= num_frames): all frames, then the last one repeated.
+    segment centres exactly as the original computes them, ``int(tick / 2.0 + tick * i)`` with
+    ``tick = n / num_frames`` in double precision. Short videos (n <= num_frames): all frames,
+    then the last one repeated.
 
     Returns (indices int64 [num_frames], mask bool [num_frames]) where mask marks real frames.
     """
@@ -39,7 +41,11 @@ def sample_frame_indices(n: int, num_frames: int, train: bool, rng: np.random.Ge
             return np.sort(rng.choice(n, num_frames, replace=False)).astype(np.int64), mask
         idx = np.arange(num_frames) * seg + rng.integers(0, seg, size=num_frames)
         return idx.astype(np.int64), mask
-    idx = (n / num_frames / 2 + np.arange(num_frames) * n / num_frames).astype(np.int64)
+    # The original's expression, evaluated in the same order in Python floats: ``tick * i`` (not
+    # ``i * n / num_frames``), so that a centre that is a whole number in exact arithmetic may land
+    # one frame earlier (n = 16, T = 12: ... 8, 9, 11 ...).
+    tick = n / num_frames
+    idx = np.array([int(tick / 2.0 + tick * i) for i in range(num_frames)], dtype=np.int64)
     return idx, mask
 
 
