@@ -17,6 +17,7 @@ rule compress_shard:
         shards=config["preprocess"]["shards"],
         fps=config["preprocess"]["fps"],
         short_side=config["preprocess"]["short_side"],
+        compression=config["preprocess"].get("compression", "ours"),
     threads: config["preprocess"]["threads"]
     resources:
         mem_mb=2000,

@@ -17,7 +17,7 @@ from centerclip.data import compress as compress_mod
 from centerclip.data import compress_video as compress_video_reexport
 from centerclip.data.compress import BadVideo, compress_many, compress_video
 from centerclip.data.ffmpeg_bin import ffmpeg_exe
-from centerclip.data.probe import parse_rotation, probe_header, probe_video
+from centerclip.data.probe import ffmpeg_banner, parse_rotation, probe_header, probe_video
 
 try:  # tests/ may or may not be a package
     from .videos import make_audio_only, make_vfr_video, make_video, truncate, write_text
@@ -290,3 +290,145 @@ def test_compress_many_continues_past_bad_videos(src, tmp_path):
     assert results[0]["frames"] == 3 and len(bad) == 1
     results, _ = compress_many(items[:1], skip_existing=False)
     assert results[0]["skipped"] is False
+
+
+# ---------------------------------------------------------------- compression="original"
+#
+# The original code's per-video command, verbatim (OUT keeps IN's extension):
+#   ffmpeg -y -i IN -filter:v "scale='if(gt(a,1),trunc(oh*a/2)*2,224)':'if(gt(a,1),224,trunc(ow*a/2)*2)'" \
+#          -map 0:v -r 3 OUT
+
+ORIGINAL_SCALE = "scale='if(gt(a,1),trunc(oh*a/2)*2,224)':'if(gt(a,1),224,trunc(ow*a/2)*2)'"
+
+
+def _run_original_command(src: Path, out: Path) -> Path:
+    """The original's command as it was run (for comparing frames; its exit status is checked here)."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(src),
+           "-filter:v", ORIGINAL_SCALE, "-map", "0:v", "-r", "3", str(out)]  # fmt: skip
+    subprocess.run(cmd, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    return out
+
+
+def _frame_hashes(path: Path) -> list[str]:
+    """MD5 of every decoded frame's pixels (ffmpeg framemd5; timestamps left out)."""
+    proc = subprocess.run([ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-map", "0:v:0", "-f", "framemd5",
+                           "-"], capture_output=True, text=True, check=True)  # fmt: skip
+    return [ln.rsplit(",", 1)[1].strip() for ln in proc.stdout.splitlines() if ln and not ln.startswith("#")]
+
+
+def _codec(path: Path) -> str:
+    """Codec name of the first video stream, from the ``ffmpeg -i`` banner (no ffprobe needed)."""
+    line = next(ln for ln in ffmpeg_banner(path).splitlines() if ": Video: " in ln)
+    return line.split(": Video: ", 1)[1].split()[0]
+
+
+@pytest.fixture(scope="module")
+def orig_src(tmp_path_factory):
+    """Small, short sources for the original-mode tests (~1 s to generate)."""
+    d = tmp_path_factory.mktemp("orig_src")
+    return {
+        # 5.3 s at 30 fps (159 frames); 96x64 keeps encoding cheap (outputs are 336x224)
+        "avi": make_video(d / "clip.avi", 96, 64, fps=30, seconds=5.3, codec="mpeg4"),
+        "mp4": make_video(d / "clip.mp4", 96, 64, fps=30, seconds=5.3),
+        "portrait": make_video(d / "portrait.mp4", 240, 320, fps=30, seconds=1),
+        "rotated": make_video(d / "rotated.mp4", 320, 240, fps=30, seconds=1, rotate=90),
+        "short": make_video(d / "short.avi", 96, 64, fps=25, seconds=1, codec="mpeg4"),
+    }
+
+
+def test_original_size_by_hand():
+    # a = iw/ih. a > 1: h = 224, w = trunc(224*a/2)*2.  a <= 1: w = 224, h = trunc(224*a/2)*2.
+    assert compress_mod.original_size(320, 240) == (298, 224)  # 224*4/3 = 298.67 -> /2 149.33 -> 149 -> 298
+    assert compress_mod.original_size(333, 201) == (370, 224)  # 224*1.6567 = 371.1 -> /2 185.55 -> 185 -> 370
+    assert compress_mod.original_size(96, 64) == (336, 224)  # 224*1.5 = 336 -> 168 -> 336
+    assert compress_mod.original_size(256, 256) == (224, 224)  # a = 1 is not > 1: w = 224, h = 224*1
+    # Portrait: the height is 224*a, not 224/a: a landscape frame with the inverted aspect (squashed).
+    assert compress_mod.original_size(240, 320) == (224, 168)  # a = 0.75: 224*0.75 = 168 -> 84 -> 168
+    assert compress_mod.original_size(720, 1280) == (224, 126)  # a = 0.5625: 126 -> 63 -> 126
+    assert compress_mod.original_size(1080, 1920) == (224, 126)
+    assert compress_mod.original_size(240, 320, short_side=112) == (112, 84)
+
+
+def test_original_command_line():
+    exe = ffmpeg_exe()
+    enc, mode = compress_mod.original_encoding("/x/v.AVI", exe)
+    assert (enc, mode) == ("mpeg4", "vfr")  # avi: MPEG-4 part 2; ffmpeg runs avi outputs in vfr mode
+    assert compress_mod.original_encoding("/x/v.mp4", exe) == (compress_mod.video_encoder(exe), "cfr")
+    with pytest.raises(BadVideo, match="no known ffmpeg default encoder for .flv"):
+        compress_mod.original_encoding("/x/v.flv", exe)
+    cmd = compress_mod.original_args(Path("/in.avi"), Path("/o.tmp.mp4"), 3, 224, enc, mode, exe)
+    assert cmd[cmd.index("-filter:v") + 1] == ORIGINAL_SCALE  # the expression verbatim
+    assert cmd[cmd.index("-r") + 1] == "3" and "fps" not in ORIGINAL_SCALE  # output -r, no fps filter
+    assert cmd[cmd.index("-map") + 1] == "0:v:0" and cmd[cmd.index("-c:v") + 1] == "mpeg4"
+    assert cmd[cmd.index("-f") + 1] == "mp4" and cmd[-1] == "/o.tmp.mp4" and "-y" in cmd
+    assert any(cmd[i] in ("-fps_mode", "-vsync") and cmd[i + 1] == "vfr" for i in range(len(cmd) - 1))
+    for quality_or_format in ("-pix_fmt", "-crf", "-b:v", "-q:v", "-preset", "setsar"):
+        assert quality_or_format not in " ".join(cmd)  # the encoder's defaults, as in the original
+
+
+@pytest.mark.parametrize("key, frames, codec", [("avi", 17, "mpeg4"), ("mp4", 18, "h264")])  # h264: needs libx264
+def test_original_mode_frames_match_original_command(orig_src, tmp_path, key, frames, codec):
+    """5.3 s at 30 fps: the original's -r 3 gives 17 (.avi source) / 18 (.mp4 source) frames, the fps
+    filter 16; the original mode's MP4 decodes to exactly the frames of the original's own output."""
+    src = orig_src[key]
+    dst = tmp_path / "o.mp4"
+    res = compress_video(src, dst, compression="original")
+    assert (res["width"], res["height"], res["frames"]) == (336, 224, frames)
+    assert _codec(dst) == codec  # .avi source: MPEG-4 part 2 (ffmpeg's default for .avi), not H.264
+    reference = _run_original_command(src, tmp_path / f"reference{src.suffix}")
+    assert _codec(reference) == codec
+    assert _frame_hashes(dst) == _frame_hashes(reference)  # pixel-identical, same count
+    assert compress_video(src, tmp_path / "ours.mp4")["frames"] == 16  # default mode: fps filter
+    assert _leftovers(tmp_path) == []
+
+
+def test_original_mode_portrait_is_squashed(orig_src, tmp_path):
+    # 240x320 (a = 0.75) -> 224 x trunc(224*0.75/2)*2 = 224x168, by the expression (ours: 224x298)
+    dst = tmp_path / "p.mp4"
+    res = compress_video(orig_src["portrait"], dst, compression="original")
+    assert (res["width"], res["height"]) == (224, 168) and abs(res["frames"] - (3 + 2)) <= 1
+    assert _decord_frames(dst)[1] == (168, 224)
+    # A phone video (coded 320x240, displayed 240x320): autorotated first, then squashed the same way.
+    res = compress_video(orig_src["rotated"], tmp_path / "r.mp4", compression="original")
+    assert (res["width"], res["height"]) == (224, 168)
+
+
+def test_original_mode_still_reports_bad_videos(src, orig_src, tmp_path):
+    out = tmp_path / "out"
+    flv = tmp_path / "clip.flv"  # a good video, but the original's rule for .flv outputs is not covered
+    flv.write_bytes(Path(orig_src["short"]).read_bytes())
+    items = [
+        (orig_src["short"], out / "good.mp4"),
+        (src["half"], out / "half.mp4"),  # truncated: ffmpeg's error / the frame count is not ignored
+        (src["text"], out / "text.mp4"),
+        (flv, out / "flv.mp4"),
+    ]
+    results, bad = compress_many(items, threads=1, compression="original")
+    assert [r["id"] for r in results] == ["good"] and results[0]["width"] == 336
+    assert [b[0] for b in bad] == [os.fspath(p) for p in (src["half"], src["text"], flv)]
+    assert "truncated" in bad[0][1] and "not a video" in bad[1][1] and "no known ffmpeg default encoder" in bad[2][1]
+    assert sorted(p.name for p in out.iterdir()) == ["good.mp4"]  # nothing partial, no temporaries
+    with pytest.raises(ValueError, match="compression"):
+        compress_many(items, compression="fast")
+
+
+def test_original_mode_checks_ffmpeg_exit_status(orig_src, tmp_path, monkeypatch):
+    """The original ignored ffmpeg's exit status; this mode does not."""
+    build = compress_mod.original_args
+    monkeypatch.setattr(compress_mod, "original_args", lambda *a: [*build(*a)[:-1], "-no_such_option", build(*a)[-1]])
+    dst = tmp_path / "x.mp4"
+    with pytest.raises(BadVideo, match=r"ffmpeg failed \(exit [1-9]"):
+        compress_video(orig_src["short"], dst, compression="original")
+    assert not dst.exists() and _leftovers(tmp_path) == []
+
+
+def test_existing_outputs_are_kept_only_for_the_same_mode(orig_src, tmp_path):
+    items = [(orig_src["short"], tmp_path / "v.mp4")]
+    (r,), _ = compress_many(items, compression="original")
+    assert not r["skipped"] and r["frames"] == 4  # 1 s at 25 fps, .avi: 3 + 1
+    (r,), _ = compress_many(items, compression="original")
+    assert r["skipped"]
+    (r,), _ = compress_many(items)  # switching back to ours re-encodes
+    assert not r["skipped"] and r["frames"] == 3
+    (r,), _ = compress_many(items, compression="original")
+    assert not r["skipped"] and r["frames"] == 4

@@ -17,7 +17,8 @@ shard, shards = int(sm.wildcards.shard), int(sm.params.shards)
 videos = read_manifest(sm.input.manifest).drop_duplicates("video_id").sort_values("video_id")
 mine = videos.iloc[shard::shards]
 items = [(row.source, os.path.join(sm.params.out_dir, f"{row.video_id}.mp4")) for row in mine.itertuples()]
-results, bad = compress_many(items, fps=sm.params.fps, short_side=sm.params.short_side, threads=sm.threads)
+results, bad = compress_many(items, fps=sm.params.fps, short_side=sm.params.short_side, threads=sm.threads,
+                             compression=sm.params.compression)
 
 by_src = {row.source: row for row in mine.itertuples()}
 rows = [{"video_id": by_src[r["src"]].video_id, "split": by_src[r["src"]].split, "status": "ok", "path": r["dst"],
