@@ -223,6 +223,14 @@ def test_zip_and_tar_extraction_atomic_with_marker(tmp_path):
     assert (extract(plain, tmp_path / "root" / "YouTubeClips") / "a.avi").exists()
 
 
+def test_macos_resource_forks_beside_the_top_folder_are_not_content(tmp_path):
+    archive = make_zip(tmp_path / "msrvtt_data.zip", {"msrvtt_data/MSRVTT_data.json": b"{}",
+                                                      "__MACOSX/msrvtt_data/._MSRVTT_data.json": b"\0\5\x16\7"})
+    dest = extract(archive, tmp_path / "root" / "msrvtt_data")
+    assert (dest / "MSRVTT_data.json").read_bytes() == b"{}"
+    assert not (dest / "__MACOSX").exists() and not (dest / "msrvtt_data").exists()
+
+
 def test_half_extracted_dir_is_not_taken_as_done(tmp_path):
     z = make_zip(tmp_path / "a.zip", {"f.txt": b"1"})
     partial = tmp_path / ".dest.partial-999999999"  # a killed extraction (no such pid)

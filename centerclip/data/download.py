@@ -466,7 +466,9 @@ def extract(archive: str | os.PathLike, dest_dir: str | os.PathLike, *, marker: 
     except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
         raise DownloadError(f"{archive}: cannot read the archive ({type(exc).__name__}: {exc}); "
                             f"it is probably truncated or corrupt") from None
-    tops = {p.parts[0] for p in paths if p.parts}
+    # Zips made by macOS's Finder add a __MACOSX/ tree of resource forks beside the real top folder: not
+    # content, so it does not count as a second top-level entry (it is left behind with the temp folder).
+    tops = {p.parts[0] for p in paths if p.parts and p.parts[0] != "__MACOSX"}
     strip = len(tops) == 1 and next(iter(tops)) == dest.name and any(len(p.parts) > 1 for p in paths)
 
     dest.parent.mkdir(parents=True, exist_ok=True)
