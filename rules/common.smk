@@ -195,9 +195,27 @@ def backbone_inputs(wildcards):
     return [model["pretrained"]] if model.get("pretrained") else []
 
 
+def figure5_run():
+    """The experiment Figure 5 draws from (the one whose `rows` name figure5), or None when the config
+    does not run it (left out by only_experiments, or its dataset not provided)."""
+    runs = runnable(runs_showing("figure5"))
+    return runs[0] if runs else None
+
+
+def figure5_inputs(wildcards):
+    experiment = figure5_run()
+    if experiment is None:
+        raise WorkflowError("figure5: no experiment of the config provides it (the experiment table names it "
+                            "in a run's rows as figure5; only_experiments may have left that run out)")
+    dataset = EXPERIMENTS[experiment]["dataset"]
+    return {"checkpoint": os.path.join(run_dir(dataset, experiment, config["seeds"][0]), "checkpoint.pt"),
+            "cache": os.path.join(DATA, dataset, "frames.h5"), "manifest": manifest_path(dataset)}
+
+
 def all_outputs():
+    """Every table; every figure whose runs the config has (Figure 5 needs its one run)."""
     out = [os.path.join(RESULTS, "tables", f"{t}.md") for t in TABLES]
-    out += [os.path.join(RESULTS, "figures", f"{f}.png") for f in FIGURES]
+    out += [os.path.join(RESULTS, "figures", f"{f}.png") for f in FIGURES if f != "figure5" or figure5_run()]
     return out
 
 

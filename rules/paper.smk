@@ -64,9 +64,7 @@ use rule figure3 as figure4 with:
 rule figure5:
     """Figure 5: the patches of the kept centre tokens for 1, 2, 3 and 4 frames per segment."""
     input:
-        checkpoint=os.path.join(run_dir("msrvtt", "msrvtt9k_b32_km_B6-4-49", config["seeds"][0]), "checkpoint.pt"),
-        cache=os.path.join(DATA, "msrvtt", "frames.h5"),
-        manifest=os.path.join(DATA, "msrvtt", "manifest.csv"),
+        unpack(figure5_inputs),
     output:
         png=report(os.path.join(RESULTS, "figures", "figure5.png"), category="Figures", caption="../report/figure.rst"),
         pdf=os.path.join(RESULTS, "figures", "figure5.pdf"),
