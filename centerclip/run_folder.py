@@ -58,15 +58,14 @@ def keep_finished_checkpoint(out_dir: str | os.PathLike, run_yaml: str | os.Path
     (an edited experiment): move it and its results into ``superseded/`` and return that folder. The
     same settings: raise :class:`FinishedCheckpointError`, leaving everything in place.
     """
-    from centerclip.train import checkpoint_identity, pretrained_sha256, run_identity  # torch: only when needed
+    from centerclip.train import checkpoint_identity, config_identity  # torch: only when there is a checkpoint
 
     out_dir = Path(out_dir)
     checkpoint = out_dir / "checkpoint.pt"
     if not checkpoint.is_file():
         return None
     with open(run_yaml) as f:
-        raw = yaml.safe_load(f)
-    new = run_identity(raw, pretrained_sha256(raw.get("model", {})))
+        new = config_identity(yaml.safe_load(f))
     if checkpoint_identity(checkpoint) != new:
         return set_aside(out_dir, run_files(out_dir))
     summary = out_dir / "train_summary.json"

@@ -4,7 +4,7 @@
 Symmetric InfoNCE over the *global* batch similarity matrix, AdamW (betas 0.9/0.98, eps 1e-6,
 weight decay on everything but biases, as the original), per-step linear warm-up then
 half-cosine to 0, gradient clipping at global norm 1.0, logit scale clamped to
-[0.1, ln 100] after each step (REFERENCE §4).
+[0.1, ln 100] after each step (as the original code, mzhaoshuai/CenterCLIP at commit 886fe73).
 
 The global batch (``train.batch_size``) is split over ranks and ``train.grad_accum``
 micro-batches; each step computes the exact global-batch loss and gradient whatever the split:
@@ -57,7 +57,7 @@ from centerclip import atomic, run_folder
 from centerclip.data.annotations import read_manifest
 from centerclip.data.datasets import VideoTextDataset
 from centerclip.data.download import file_sha256
-from centerclip.data.sources import SOURCES
+from centerclip.data.sources import openai_release
 from centerclip.distributed import (World, all_gather_objects, all_gather_with_local_grad, barrier,
                                     broadcast_parameters, close_world, init_world, sum_gradients)
 from centerclip.model import RetrievalModel, build_clip
@@ -76,7 +76,6 @@ class TrainingError(RuntimeError):
 
 # train keys that do not change the trained weights (see run_identity)
 RESULT_NEUTRAL_TRAIN_KEYS = ("num_workers", "checkpoint_every_steps", "eval_every_epoch")
-# files of a training run that belong to its resume state (set aside together when it is stale)
 
 
 def run_identity(raw: dict, weights_sha256: str | None = None) -> str:
@@ -95,8 +94,7 @@ def run_identity(raw: dict, weights_sha256: str | None = None) -> str:
     - ``train.checkpoint_every_steps``: how often ``last.pt`` is written; a resumed run ends with the
       same weights as an uninterrupted one;
     - ``train.eval_every_epoch``: whether test metrics are computed after each epoch; evaluation does
-      not change the weights, and each step reseeds its random numbers from (seed, step).
-
+      not change the weights, and each step reseeds its random numbers from (seed, step);
     - ``cache``, the folder of ``manifest`` and the ``pretrained`` path: where files lie, not what they
       hold (moving ``data_dir`` retrains nothing); the run id names the dataset, the manifest's file name
       its training list, and ``weights_sha256`` the weights wherever their file moved.
@@ -116,13 +114,6 @@ def run_identity(raw: dict, weights_sha256: str | None = None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def openai_release(sha256: str) -> str | None:
-    """The OpenAI CLIP release whose published sha256 equals ``sha256``, else None."""
-    published = {SOURCES["clip_vit_b32"].downloads["weights"].sha256: "ViT-B/32",
-                 SOURCES["clip_vit_b16"].downloads["weights"].sha256: "ViT-B/16"}
-    return published.get(sha256.lower())
-
-
 def weights_record(model_cfg: dict, sha256: str | None) -> dict:
     """The summary's ``weights`` entry: ``{"path", "sha256", "openai"}`` for a ``pretrained`` model
     (``sha256`` of its file), ``{"random": true, "init_seed"}`` for a randomly initialised one."""
@@ -139,6 +130,11 @@ def pretrained_sha256(model_cfg: dict) -> str | None:
     return file_sha256(path) if path and Path(path).is_file() else None
 
 
+def config_identity(raw: dict) -> str:
+    """:func:`run_identity` of the run config ``raw`` with the weights file now at its ``pretrained`` path."""
+    return run_identity(raw, pretrained_sha256(raw.get("model", {})))
+
+
 def checkpoint_identity(path: str | os.PathLike) -> str | None:
     """The :func:`run_identity` of the training that wrote ``checkpoint.pt`` (or ``last.pt``).
 
@@ -150,8 +146,7 @@ def checkpoint_identity(path: str | os.PathLike) -> str | None:
     found = ckpt.get("run_identity") or ckpt.get("summary", {}).get("run_identity")
     if found or "run_config" not in ckpt:
         return found
-    raw = ckpt["run_config"]
-    return run_identity(raw, pretrained_sha256(raw.get("model", {})))
+    return config_identity(ckpt["run_config"])
 
 
 def _weights_sha256(model_cfg: dict, world: World) -> str | None:

@@ -25,6 +25,11 @@ PER_EXPERIMENT_KEYS = (("train", "epochs"), ("train", "lr"), ("train", "num_fram
                        ("eval", "num_frames"), ("eval", "context_length"))
 
 
+#: Settings of a dataset without an entry in the experiment table's dataset_defaults: the paper's for its
+#: short-video datasets (Section 4.1: 12 frames, 32 words, lr 5e-6, 5 epochs).
+FALLBACK_SETTINGS = {"frames": 12, "context_length": 32, "lr": 5e-6, "epochs": 5}
+
+
 def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
@@ -101,7 +106,7 @@ def load_experiments(config: dict) -> tuple[dict, dict, dict]:
             raise ConfigError(f"{where}.train_split = {exp['train_split']!r} is not in "
                               f"datasets.{exp['dataset']}.train_splits ({splits})")
         layers = config["backbones"][exp["backbone"]].get("random", {}).get("vision_layers")
-        frames = exp.get("frames", defaults.get(exp["dataset"], {}).get("frames", config["train"].get("num_frames", 12)))
+        frames = exp.get("frames", {**FALLBACK_SETTINGS, **defaults.get(exp["dataset"], {})}["frames"])
         for i, stage in enumerate(exp.get("stages", [])):
             if layers is not None and stage["block"] >= layers:
                 raise ConfigError(f"{where}.stages[{i}].block = {stage['block']} but the backbone has {layers} blocks")
@@ -115,8 +120,8 @@ def run_config(config: dict, experiments: dict, dataset_defaults: dict, experime
     """The complete config of one run, as the train and evaluate jobs read it.
 
     Precedence for lr, epochs, frames and context length: the experiment's own value, then the
-    paper's per-dataset default, then the config's train/eval section; then the config's
-    ``scale`` multiplies lr and epochs (demo only).
+    paper's per-dataset default, then :data:`FALLBACK_SETTINGS` (the config may not set them:
+    :data:`PER_EXPERIMENT_KEYS`); then the config's ``scale`` multiplies lr and epochs.
     """
     exp = experiments[experiment]
     dataset = exp["dataset"]
@@ -124,10 +129,11 @@ def run_config(config: dict, experiments: dict, dataset_defaults: dict, experime
     scale = config.get("scale", {})
     data = os.path.join(config["data_dir"], dataset)
     base_train = config["train"]
-    frames = exp.get("frames", defaults.get("frames", base_train.get("num_frames", 12)))
-    context = defaults.get("context_length", base_train.get("context_length", 32))
-    lr = float(exp.get("lr", defaults.get("lr", base_train.get("lr", 5e-6)))) * scale.get("lr", 1.0)
-    epochs = max(1, round(int(exp.get("epochs", defaults.get("epochs", base_train.get("epochs", 5))))
+    settings = {**FALLBACK_SETTINGS, **defaults}
+    frames = exp.get("frames", settings["frames"])
+    context = settings["context_length"]
+    lr = float(exp.get("lr", settings["lr"])) * scale.get("lr", 1.0)
+    epochs = max(1, round(int(exp.get("epochs", settings["epochs"]))
                           * scale.get("epochs", 1.0)))
     train = {**base_train, "num_frames": frames, "context_length": context, "lr": lr, "epochs": epochs,
              "seed": int(seed)}

@@ -2,7 +2,7 @@
 import os
 import sys
 
-from centerclip.data.sources import SOURCES, missing_files
+from centerclip.data.sources import CLIP_RELEASES, SOURCES, missing_files
 from centerclip.workflow_config import (
     ConfigError,
     load_experiments,
@@ -155,8 +155,10 @@ def coverage_gate(wildcards):
     return ancient(os.path.join(DATA, wildcards.dataset, "test_coverage.json"))
 
 
-# The released CLIP archives the download_clip rule fetches, by file name under <data_dir>/models/.
-CLIP_RELEASES = {"ViT-B-32": "clip_vit_b32", "ViT-B-16": "clip_vit_b16"}
+# The released CLIP archives the download_clip rule fetches, by their file name under <data_dir>/models/
+# (OpenAI's: ViT-B-32.pt) without its extension.
+CLIP_FILES = {os.path.splitext(SOURCES[source].downloads["weights"].filename)[0]: source
+              for source in CLIP_RELEASES.values()}
 
 
 def clip_path(name):
@@ -166,7 +168,7 @@ def clip_path(name):
 def clip_download(name):
     """URL and sha256 of <data_dir>/models/<name>.pt: the mirror and digest of the backbone that names this
     file when it sets them, else OpenAI's (a mirror of OpenAI's file has OpenAI's digest)."""
-    official = SOURCES[CLIP_RELEASES[name]].downloads["weights"]
+    official = SOURCES[CLIP_FILES[name]].downloads["weights"]
     for model in config["backbones"].values():
         if os.path.normpath(model.get("pretrained", "")) == os.path.normpath(clip_path(name)):
             return {"url": model.get("mirror") or official.url,
@@ -176,14 +178,14 @@ def clip_download(name):
 
 def _check_backbone_downloads():
     """A `mirror:`/`sha256:` applies only to a file the workflow downloads; anywhere else it would be ignored."""
-    downloaded = {os.path.normpath(clip_path(n)) for n in CLIP_RELEASES}
+    downloaded = {os.path.normpath(clip_path(n)) for n in CLIP_FILES}
     for name, model in config["backbones"].items():
         if (model.get("mirror") or model.get("sha256")) and \
                 os.path.normpath(model.get("pretrained", "")) not in downloaded:
             raise WorkflowError(
                 f"config: backbones.{name} sets mirror/sha256, but its pretrained file "
                 f"{model.get('pretrained')!r} is not one the workflow downloads; set pretrained to "
-                f"{' or '.join(clip_path(n) for n in CLIP_RELEASES)}, or drop mirror/sha256 and place the file")
+                f"{' or '.join(clip_path(n) for n in CLIP_FILES)}, or drop mirror/sha256 and place the file")
 
 
 _check_backbone_downloads()

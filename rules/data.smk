@@ -32,7 +32,7 @@ rule download_clip:
     params:
         source=lambda wc: clip_download(wc.name),
     wildcard_constraints:
-        name="|".join(CLIP_RELEASES),
+        name="|".join(CLIP_FILES),
     resources:
         runtime=60,
     log:

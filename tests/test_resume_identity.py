@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from centerclip.data.download import file_sha256
-from centerclip.data.sources import SOURCES
+from centerclip.data.sources import SOURCES, openai_release
 from centerclip.evaluate import main as evaluate_main
 from centerclip.run_config import RunConfig
-from centerclip.train import checkpoint_identity, openai_release, run, run_identity, weights_record
+from centerclip.train import checkpoint_identity, run, run_identity, weights_record
 from test_train import TINY_MODEL, run_dict
 
 # 16 training pairs: batch 8 -> 2 steps per epoch; no per-epoch evaluation unless a test asks

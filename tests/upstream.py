@@ -52,7 +52,7 @@ from urllib.parse import urlsplit
 
 from centerclip.data.annotations import LAYOUTS, MSRVTT_FILES, MSVD_FILES
 from centerclip.data.download import file_sha256
-from centerclip.data.sources import SOURCES
+from centerclip.data.sources import CLIP_RELEASES, SOURCES
 from centerclip.data.synthetic import make_msrvtt_twin, make_msvd_twin
 from reference_clip import ReferenceCLIP
 
@@ -71,7 +71,6 @@ CLIP_MODELS = {
     "ViT-B/32": (512, 224, 12, 768, 32, 77, 49408, 512, 8, 12),
     "ViT-B/16": (512, 224, 12, 768, 16, 77, 49408, 512, 8, 12),
 }
-_CLIP_SOURCE = {"ViT-B/32": "clip_vit_b32", "ViT-B/16": "clip_vit_b16"}
 
 _cache: dict[tuple, Any] = {}
 _cache_lock = threading.Lock()
@@ -251,7 +250,7 @@ def build_msvd(out_dir: str | os.PathLike, n_train: int = 12, n_val: int = 4, n_
 # ---------------------------------------------------------------------------------------------
 
 def _clip_file_name(model: str) -> str:
-    return Path(urlsplit(SOURCES[_CLIP_SOURCE[model]].downloads["weights"].url).path).name
+    return Path(urlsplit(SOURCES[CLIP_RELEASES[model]].downloads["weights"].url).path).name
 
 
 def build_clip(out_dir: str | os.PathLike, model: str = "ViT-B/32", *, seed: int = 0) -> tuple[Path, str]:

@@ -160,6 +160,16 @@ SOURCES: dict[str, Source] = {
 }
 
 
+#: OpenAI's released CLIP models (the backbone names of the config) -> their entry in :data:`SOURCES`.
+CLIP_RELEASES: dict[str, str] = {"ViT-B/32": "clip_vit_b32", "ViT-B/16": "clip_vit_b16"}
+
+
+def openai_release(sha256: str) -> str | None:
+    """The OpenAI CLIP release (``ViT-B/32`` / ``ViT-B/16``) whose published sha256 is ``sha256``, else None."""
+    published = {SOURCES[src].downloads["weights"].sha256: model for model, src in CLIP_RELEASES.items()}
+    return published.get(sha256.lower())
+
+
 def _source(dataset: str) -> Source:
     try:
         return SOURCES[dataset]
