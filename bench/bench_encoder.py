@@ -38,8 +38,8 @@ INTRO = (
     "share one batch and are timed round-robin (one warm-up each); times are medians (min) of the repeats, "
     "ratios are to the group's baseline meanP. The FLOP ratio counts patch embedding, 6 blocks on "
     "T x (1+P) tokens and 6 blocks on S x (1+K) tokens with the attention's quadratic term, against 12 "
-    "blocks on T x (1+P); **clustering's own cost is excluded from it**. Targets: CPU (issue 3/8) "
-    "CenterCLIP (B6-4,49) / baseline <= 0.80 for 8 videos x 12 frames (FLOP limit 0.675); GPU (issue 8) "
+    "blocks on T x (1+P); **clustering's own cost is excluded from it**. Targets: CPU "
+    "CenterCLIP (B6-4,49) / baseline <= 0.80 for 8 videos x 12 frames (FLOP limit 0.675); GPU "
     "k-medoids >= 1.3x faster than baseline (ratio <= 0.77), spectral not slower (ratio <= 1.0)."
 )
 

@@ -45,9 +45,9 @@ INTRO = (
     "`bench/bench_memory.py`. CPU: peak RSS after resetting the peak just before the step; **raw** = "
     "the whole process's peak (model + imports + batch + step), **step-only** = raw minus the RSS just "
     "before the step (activations, gradients, temporaries). CUDA: `max_memory_allocated`, raw and minus "
-    "the memory allocated before the step. Paper (V100, REFERENCE §6): 0.72 for (B6-4,49), 0.65 for "
+    "the memory allocated before the step. Paper (V100, Table 1 and Table 2 MeM. ratios): 0.72 for (B6-4,49), 0.65 for "
     "ActivityNet (B6-12,49), i.e. the raw GPU memory including weights, gradients and optimizer state. "
-    "Targets: CPU <= 0.75 (issue 8), GPU <= 0.72 (issue 8), for CenterCLIP (B6-4,49)."
+    "Targets: CPU <= 0.75, GPU <= 0.72, for CenterCLIP (B6-4,49)."
 )
 
 SIZES = {"cpu": (4, 2, 2), "cuda": (16, 8, 4), "quick": (2, 2, 2)}

@@ -1,4 +1,4 @@
-"""The benchmarked encoder settings (paper REFERENCE §6) and their theoretical FLOP count.
+"""The benchmarked encoder settings (the paper's Tables 1-4) and their theoretical FLOP count.
 
 A *setting* is a backbone shape, a frame count and a token reduction (meanP baseline, CenterCLIP
 k-medoids or spectral, pooling, sparse sampling). ``bench_encoder.py`` and ``bench_memory.py``
@@ -117,7 +117,7 @@ def settings(b16_methods=("kmedoids", "spectral")) -> list[Setting]:
             Setting(ANET_B32, "ViT-B/32", 60, "centerclip", "kmedoids", 6, 15, 49),
             Setting(ANET_B32, "ViT-B/32", 60, "centerclip", "kmedoids", 6, 12, 49)]
     return (_group(MSRVTT_B32, "ViT-B/32", 12, 4, 49, 15, ALL)
-            # spectral kNN: 5 x frames per segment, +5 for ViT-B/16 (REFERENCE §3, as experiments.yaml)
+            # spectral kNN: 5 x frames per segment, +5 for ViT-B/16 (as the original code and config/experiments.yaml)
             + _group(MSRVTT_B16, "ViT-B/16", 12, 4, 160, 20, b16_methods)
             + anet)
 

@@ -115,7 +115,7 @@ TRAINING_PROVENANCE = ("world_size", "device_count", "global_batch", "grad_accum
 
 def best_epoch_on_test(epoch_metrics: list[dict]) -> dict | None:
     """The original's model selection: the epoch with the best text->video R@1 *on the test split*
-    (earliest on ties). Reported beside, never instead of, the last-epoch numbers (REFERENCE §4)."""
+    (earliest on ties). Reported beside, never instead of, the last-epoch numbers."""
     if not epoch_metrics:
         return None
     best = max(epoch_metrics, key=lambda m: (m["t2v"]["R1"], -m["epoch"]))

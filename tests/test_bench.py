@@ -1,5 +1,5 @@
 """The benchmark suite (bench/): the FLOP model on known shapes, the README writer, and the GPU
-script exercised on CPU (issue 8: CI runs ``bench/gpu.sh --device cpu --quick``)."""
+script exercised on CPU (CI runs ``bench/gpu.sh --device cpu --quick``)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_flop_ratio_baseline_is_one():
 
 
 def test_flop_ratio_known_shapes():
-    # ViT-B/32, 12 frames, (B6-4,49): issue 3 quotes a FLOP limit of about 0.675
+    # ViT-B/32, 12 frames, (B6-4,49): the FLOP model gives about 0.675 of the baseline
     assert S.flop_ratio(_find("B32_T12_kmedoids_B6-4-49")) == pytest.approx(0.675, abs=0.03)
     # every (B6-4,49) reduction keeps 4 x (1+49) tokens after block 6: same FLOPs
     for key in ("B32_T12_spectral", "B32_T12_pooling", "B32_T12_sparse"):

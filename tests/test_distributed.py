@@ -1,5 +1,5 @@
 """The global batch is split over ranks and accumulation steps without changing a step's result:
-same loss, same updated weights (REFERENCE §4: the loss sees the whole global batch)."""
+same loss, same updated weights (paper Eqs. 2-4: the loss sees the whole mini-batch)."""
 
 import json
 import subprocess

@@ -1,6 +1,6 @@
 """Compress raw videos to the 3-fps, short-side-224 H.264 files the frame cache reads.
 
-Fixes the original preprocessing (REFERENCE.md §2) while keeping its intent:
+Fixes the preprocessing of the original code, mzhaoshuai/CenterCLIP at commit 886fe73, while keeping its intent:
 
 - ``fps=3`` *filter* instead of the output option ``-r 3`` (a 5 s clip gives 15 frames, not 17);
 - the *shorter* displayed side becomes exactly ``short_side`` and the other side keeps the aspect
