@@ -297,14 +297,31 @@ def _kkz_init(dist: Tensor, norms: Tensor, k: int) -> Tensor:
     return med
 
 
-def _kmedoids_f32(x: Tensor, k: int, max_iter: int, owned: bool = False) -> Clusters:
+def _pairwise_p_distances(x: Tensor, p: float, norms: Tensor) -> Tensor:
+    """Minkowski ``p``-norm distances ``[B, N, N]`` between the tokens of each row (the original's
+    ``torch.cdist(x, x, p=minkowski_norm_p)``), made exactly symmetric with an exactly zero diagonal.
+    For ``p != 2`` torch sums ``|a - b|^p`` directly, so there is no cancellation to guard against.
+    ``norms`` ``[B, N]`` is filled with the tokens' L2 norms (KKZ's first medoid uses the L2 norm
+    whatever the distance, as the original's ``KKZ_init``)."""
+    torch.linalg.vector_norm(x, dim=-1, out=norms)
+    d = torch.cdist(x, x, p=p)
+    d = torch.minimum(d, d.transpose(1, 2))  # min is commutative: exactly symmetric
+    torch.diagonal(d, dim1=1, dim2=2).zero_()
+    return d
+
+
+def _kmedoids_f32(x: Tensor, k: int, max_iter: int, owned: bool = False, p: float = 2.0) -> Clusters:
     """k-medoids++ on float32 ``[B, N, D]`` (already normalised if requested), ``1 <= k < N``.
 
     ``owned``: ``x`` is a private copy that may be overwritten (centred in place).
+    ``p``: the Minkowski distance (2 = Euclidean, the paper's).
     """
     b, n, _ = x.shape
     norms = torch.empty(b, n, dtype=x.dtype, device=x.device)  # [B, N], filled before x is centred
-    dist = _pairwise_sq_distances(x, center_inplace=owned, sqrt=True, norms=norms)  # Euclidean
+    if p == 2.0:
+        dist = _pairwise_sq_distances(x, center_inplace=owned, sqrt=True, norms=norms)  # Euclidean
+    else:
+        dist = _pairwise_p_distances(x, p, norms)
     med = _kkz_init(dist, norms, k)
 
     # Iterate. A row whose medoids did not change in an iteration is converged and stays a
@@ -347,7 +364,7 @@ def _kmedoids_f32(x: Tensor, k: int, max_iter: int, owned: bool = False) -> Clus
 # --------------------------------------------------------------------------- public API
 
 
-def kmedoids(x: Tensor, k: int, *, max_iter: int = 100, l2_normalize: bool = False) -> Clusters:
+def kmedoids(x: Tensor, k: int, *, max_iter: int = 100, l2_normalize: bool = False, p: float = 2.0) -> Clusters:
     """k-medoids++ (paper §3.2.1): KKZ initialisation + alternating k-medoids, batched over rows.
 
     Args:
@@ -356,6 +373,8 @@ def kmedoids(x: Tensor, k: int, *, max_iter: int = 100, l2_normalize: bool = Fal
         max_iter: maximum number of (assign, update) iterations; stops earlier per row once no
             medoid changes.
         l2_normalize: L2-normalise every token before clustering (paper Table 8).
+        p: distances are Minkowski ``p``-norms; 2 (Euclidean) is the paper's. The original code's
+            ``--minkowski_norm_p`` (two of its released MSR-VTT checkpoints were trained with 1).
 
     Returns:
         :class:`Clusters` with ``medoids`` ``[B, k]`` (ascending) and ``labels`` ``[B, N]``,
@@ -367,6 +386,8 @@ def kmedoids(x: Tensor, k: int, *, max_iter: int = 100, l2_normalize: bool = Fal
     _check_inputs(x, k)
     if max_iter < 0:
         raise ValueError(f"max_iter must be >= 0, got {max_iter}")
+    if not p > 0:
+        raise ValueError(f"the Minkowski p must be > 0, got {p}")
     b, n, _ = x.shape
     with _fp32_context(x.device):
         if b == 0:
@@ -381,7 +402,7 @@ def kmedoids(x: Tensor, k: int, *, max_iter: int = 100, l2_normalize: bool = Fal
             xf = _l2n(xf)
         # A fresh copy (upcast from bf16/fp16, or normalised) may be centred in place.
         owned = l2_normalize or x.dtype != torch.float32
-        return _kmedoids_f32(xf, k, max_iter, owned=owned)
+        return _kmedoids_f32(xf, k, max_iter, owned=owned, p=float(p))
 
 
 def _l2n(x: Tensor) -> Tensor:

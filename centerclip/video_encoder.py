@@ -33,10 +33,17 @@ class ClusterStage:
     algorithm: str = "kmedoids"
     l2_normalize: bool = False  # Table 8: cluster L2-normalised tokens
     knn: int | None = None  # spectral only: neighbours kept per row, None = dense graph
+    # k-medoids only: the Minkowski p of its distances. 2 (Euclidean) is the paper's; the original
+    # code's --minkowski_norm_p, which two of the authors' released MSR-VTT checkpoints set to 1.
+    distance_p: float = 2.0
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"unknown clustering algorithm {self.algorithm!r}; choose from {ALGORITHMS}")
+        if self.distance_p != 2.0 and self.algorithm != "kmedoids":
+            raise ValueError(f"invalid stage {self}: distance_p applies to k-medoids only")
+        if not self.distance_p > 0:
+            raise ValueError(f"invalid stage {self}: distance_p must be > 0")
         if self.block < 0 or self.segments < 1 or self.clusters < 1:
             raise ValueError(f"invalid stage {self}: block >= 0, segments >= 1, clusters >= 1")
 
@@ -106,7 +113,7 @@ def _select_tokens(tokens: Tensor, stage: ClusterStage, method: str, training: b
         with torch.no_grad(), torch.autocast(tokens.device.type, enabled=False):
             x = tokens.detach().float()
             if stage.algorithm == "kmedoids":
-                keep = kmedoids(x, k, l2_normalize=stage.l2_normalize).medoids
+                keep = kmedoids(x, k, l2_normalize=stage.l2_normalize, p=stage.distance_p).medoids
             else:
                 keep = spectral(x, k, knn=stage.knn).medoids
     elif method == "sparse":
