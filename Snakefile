@@ -18,6 +18,7 @@ include: "rules/preprocess.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/paper.smk"
+include: "rules/released.smk"
 
 
 rule all:

@@ -27,13 +27,11 @@ from torch.utils.data import DataLoader, Dataset
 from centerclip import atomic
 from centerclip.data.annotations import read_manifest
 from centerclip.data.datasets import VideoTextDataset
-from centerclip.clip import CLIP
 from centerclip.metrics import retrieval_metrics
 from centerclip.model import RetrievalModel, build_clip
 from centerclip.provenance import provenance
-from centerclip.run_config import RunConfig
+from centerclip.run_config import EvalSettings, RunConfig
 from centerclip.tokenizer import tokenize
-from centerclip.video_encoder import TokenReduction
 
 log = logging.getLogger("centerclip.evaluate")
 
@@ -59,14 +57,22 @@ def block_similarity(text: torch.Tensor, video: torch.Tensor, block: int = 4096)
     return torch.cat([text[i:i + block] @ video.t() for i in range(0, len(text), block)])
 
 
-@torch.no_grad()
 def evaluate(model: RetrievalModel, cfg: RunConfig, device: torch.device) -> dict:
-    test = read_manifest(cfg.manifest)
+    """The run's model on its test split (see :func:`evaluate_test_split`)."""
+    return evaluate_test_split(model, cfg.manifest, cfg.cache, cfg.eval, device)
+
+
+@torch.no_grad()
+def evaluate_test_split(model: RetrievalModel, manifest: str | Path, cache: str | Path, es: EvalSettings,
+                        device: torch.device) -> dict:
+    """Retrieval metrics of ``model`` on the ``test`` rows of ``manifest``, frames read from ``cache``
+    (``es.num_frames`` per video, captions tokenized to ``es.context_length``), plus efficiency and
+    test-coverage sections."""
+    test = read_manifest(manifest)
     test = test[test.split == "test"]
     if test.empty:
-        raise ValueError(f"{cfg.manifest}: no test rows")
-    es = cfg.eval
-    videos = VideoTextDataset(cfg.cache, [(v, "") for v in dict.fromkeys(test.video_id)], es.num_frames,
+        raise ValueError(f"{manifest}: no test rows")
+    videos = VideoTextDataset(cache, [(v, "") for v in dict.fromkeys(test.video_id)], es.num_frames,
                               es.context_length, train=False)
     # A bad test video (allowed by the workflow only when the config names it) leaves the test set
     # with its captions: the numbers are then not comparable with the paper, and say so.
@@ -75,7 +81,7 @@ def evaluate(model: RetrievalModel, cfg: RunConfig, device: torch.device) -> dic
         log.warning("test video %s is missing from the cache and left out with its captions: %s", video_id, reason)
     test = test[~test.video_id.isin(missing)]
     if test.empty:
-        raise ValueError(f"{cfg.manifest}: every test video is missing from {cfg.cache}")
+        raise ValueError(f"{manifest}: every test video is missing from {cache}")
     video_ids = [v for v, _ in videos.pairs]
     video_index = {v: i for i, v in enumerate(video_ids)}
     model.eval()
@@ -102,6 +108,7 @@ def evaluate(model: RetrievalModel, cfg: RunConfig, device: torch.device) -> dic
         "n_test_videos": len(video_ids),
         "n_test_texts": len(test),
     }
+    metrics["eval_settings"] = {"num_frames": es.num_frames, "context_length": es.context_length}
     metrics["test_coverage"] = {
         "complete": not missing,
         "missing_test_videos": missing,  # bad videos the config allowed to be missing
@@ -123,37 +130,6 @@ def best_epoch_on_test(epoch_metrics: list[dict]) -> dict | None:
             "selection": "max text->video R@1 over epochs, chosen on the test split itself (the original's "
                          "protocol; optimistic, no validation set)",
             "epochs_evaluated": [m["epoch"] for m in epoch_metrics]}
-
-
-def load_released_centerclip(path: str | Path, reduction: TokenReduction | None = None
-                             ) -> tuple[RetrievalModel, list[str]]:
-    """The authors' released checkpoint (``ckpt.best.pth.tar``) as this package's model.
-
-    Their weights are CLIP's own under a ``clip.`` prefix (optionally behind ``module.`` and a
-    ``{"state_dict": ...}`` / ``{"model": ...}`` wrapper); dimensions are inferred from the shapes.
-    ``reduction`` is the run's video encoder (meanP when None; take the clustering settings from
-    their ``hparams_train.json``). Returns the model and the checkpoint keys it did not use.
-    """
-    obj = torch.load(path, map_location="cpu", weights_only=False)
-    sd = obj
-    while isinstance(sd, dict) and not any(isinstance(v, torch.Tensor) for v in sd.values()):
-        inner = next((sd[k] for k in ("state_dict", "model", "model_state_dict") if k in sd), None)
-        if inner is None:
-            break
-        sd = inner
-    if not isinstance(sd, dict):
-        raise ValueError(f"{path}: not a state dict (found {type(sd).__name__})")
-    sd = {k.removeprefix("module."): v for k, v in sd.items()}
-    clip_sd = {k.removeprefix("clip."): v for k, v in sd.items() if k.startswith("clip.")}
-    if not clip_sd:
-        raise ValueError(f"{path}: no 'clip.' keys - not a released CenterCLIP checkpoint "
-                         f"(first keys: {list(sd)[:5]})")
-    unused = sorted(k for k in sd if not k.startswith("clip."))
-    try:
-        clip = CLIP.from_state_dict(clip_sd)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    return RetrievalModel(clip, reduction or TokenReduction()), unused
 
 
 def main(argv: list[str] | None = None) -> int:

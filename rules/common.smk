@@ -3,6 +3,7 @@ import os
 import sys
 
 from centerclip.data.sources import CLIP_RELEASES, SOURCES, missing_files
+from centerclip.released_table import CheckpointListError, read_checkpoint_list
 from centerclip.workflow_config import (
     ConfigError,
     load_experiments,
@@ -224,3 +225,53 @@ def all_outputs():
 onsuccess:
     print(f"\nTables:  {os.path.abspath(os.path.join(RESULTS, 'tables'))}")
     print(f"Figures: {os.path.abspath(os.path.join(RESULTS, 'figures'))}")
+
+
+# The authors' released checkpoints (config `released:`): id -> its entry of the checkpoint list.
+try:
+    RELEASED_LIST = (read_checkpoint_list(resolve_config_path(config["released"], "checkpoints"))
+                     if "released" in config else None)
+except CheckpointListError as exc:
+    raise WorkflowError(str(exc)) from None
+RELEASED = RELEASED_LIST["checkpoints"] if RELEASED_LIST else {}
+
+
+def released_list_path(wildcards):
+    if RELEASED_LIST is None:
+        raise WorkflowError("released.md: this config has no `released:` section naming the checkpoint list "
+                            "(config/paper.yaml has one: add --configfile config/paper.yaml)")
+    return str(resolve_config_path(config["released"], "checkpoints"))
+
+
+def released_dataset(checkpoint):
+    """The config's dataset a released checkpoint is evaluated on: the first of its format, or None."""
+    fmt = RELEASED[checkpoint]["format"]
+    return next((d for d, c in config["datasets"].items() if c["format"] == fmt), None)
+
+
+def released_not_run(checkpoint):
+    """Why a released checkpoint cannot be evaluated now, or None."""
+    dataset = released_dataset(checkpoint)
+    if dataset is None:
+        return f"the config has no dataset of format {RELEASED[checkpoint]['format']}"
+    return unavailable_reason(dataset)
+
+
+def released_url(checkpoint):
+    return (config["released"].get("mirror") or RELEASED_LIST["url"]).replace("{id}", checkpoint)
+
+
+def test_only_file(dataset, name):
+    """A file of the test-split-only data of a dataset (what released checkpoints are evaluated on)."""
+    return os.path.join(DATA, dataset, "test_only", name)
+
+
+def released_metrics(checkpoint):
+    return os.path.join(RESULTS, "released", checkpoint, "metrics.json")
+
+
+def released_inputs(wildcards):
+    dataset = released_dataset(wildcards.checkpoint)
+    return {"checkpoint": os.path.join(DATA, "released", f"{wildcards.checkpoint}.zip"),
+            "manifest": test_only_file(dataset, "manifest.csv"), "cache": test_only_file(dataset, "frames.h5"),
+            "coverage": ancient(test_only_file(dataset, "test_coverage.json"))}

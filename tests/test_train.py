@@ -144,20 +144,3 @@ def test_kill_9_then_resume_gives_the_same_weights(tiny_dataset, tmp_path, venv_
     b = torch.load(killed / "checkpoint.pt", weights_only=False)["model"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
-
-
-def test_released_checkpoint_keys_map_onto_the_model(tmp_path):
-    from centerclip.evaluate import load_released_centerclip
-    from centerclip.model import build_clip
-
-    clip = build_clip(TINY_MODEL)
-    sd = {f"module.clip.{k}": v for k, v in clip.state_dict().items()}
-    sd["module.frame_position_embeddings.weight"] = torch.zeros(12, 64)
-    torch.save({"epoch": 3, "state_dict": sd}, tmp_path / "ckpt.best.pth.tar")
-    model, unused = load_released_centerclip(tmp_path / "ckpt.best.pth.tar")
-    assert unused == ["frame_position_embeddings.weight"]
-    for k, v in clip.state_dict().items():
-        torch.testing.assert_close(model.clip.state_dict()[k], v, rtol=0, atol=0)
-    torch.save({"state_dict": {"visual.proj": torch.zeros(2)}}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="no 'clip.' keys"):
-        load_released_centerclip(tmp_path / "other.pt")
