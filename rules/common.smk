@@ -66,7 +66,7 @@ def acquisition(dataset):
 def acquisition_cfg(dataset):
     """The part of a dataset's config that decides its raw files (a param of `acquire`): editing the
     other keys (allow_missing_test_videos, cache_storage, ...) must not re-acquire and rebuild everything."""
-    keys = ("format", "synthetic", "source", "root", "mirror", "required")
+    keys = ("format", "synthetic", "source", "root", "mirror", "sha256", "required")
     return {k: v for k, v in dataset_cfg(dataset).items() if k in keys}
 
 

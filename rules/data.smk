@@ -1,5 +1,12 @@
 # Acquisition: synthetic twins (demo), data already on disk (`source:`), downloads (MSR-VTT, MSVD,
-# CLIP weights) or user-placed licence-gated files (LSMDC, ActivityNet). Then one manifest per dataset.
+# CLIP weights) or user-placed licence-gated files (LSMDC, ActivityNet) with ActivityNet's split lists of
+# the original code (downloaded). Then one manifest per dataset.
+from centerclip.data.annotations import ACTIVITYNET_LISTS, ACTIVITYNET_LISTS_DIR
+
+# <data_dir>/<dataset>/original_splits/<file>: the workflow's own copy, never inside a `source:` copy
+ACTIVITYNET_LIST_FILES = [
+    os.path.join(DATA, "{dataset}", ACTIVITYNET_LISTS_DIR, name) for name in ACTIVITYNET_LISTS.values()
+]
 
 
 rule acquire:
@@ -43,10 +50,37 @@ rule download_clip:
         "../workflow_scripts/download_clip.py"
 
 
-rule manifest:
-    """Parse the dataset's own annotation files into one manifest (video, split, caption, source)."""
+rule download_lists:
+    """The original code's ActivityNet split lists (train_ids.json, val_ids.json, video_path.json), downloaded and
+    verified by their sha256 (`mirror:` / `sha256:` of the dataset apply); a synthetic twin's own lists instead."""
     input:
         os.path.join(DATA, "{dataset}", "raw.ready"),
+    output:
+        ACTIVITYNET_LIST_FILES,
+    params:
+        mode=lambda wc: acquisition(wc.dataset),
+        dataset=lambda wc: acquisition_cfg(wc.dataset),
+        root=lambda wc: raw_dir(wc.dataset),
+    resources:
+        runtime=30,
+    log:
+        os.path.join(LOGS, "download_lists", "{dataset}.log"),
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/download_lists.py"
+
+
+rule manifest:
+    """Parse the dataset's own annotation files into one manifest (video, split, caption, source); ActivityNet's
+    membership is the original code's (its split lists), and what that leaves out is recorded beside the manifest."""
+    input:
+        os.path.join(DATA, "{dataset}", "raw.ready"),
+        lists=lambda wc: (
+            expand(ACTIVITYNET_LIST_FILES, dataset=wc.dataset)
+            if dataset_cfg(wc.dataset)["format"] == "activitynet"
+            else []
+        ),
     output:
         os.path.join(DATA, "{dataset}", "manifest.csv"),
     params:
@@ -59,6 +93,8 @@ rule manifest:
         ),
     log:
         os.path.join(LOGS, "manifest", "{dataset}.log"),
+        # a record, not an input of anything: which videos of ActivityNet's lists the membership left out, and why
+        left_out=os.path.join(DATA, "{dataset}", "manifest_left_out.json"),
     conda:
         ENV
     script:

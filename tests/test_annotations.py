@@ -10,6 +10,7 @@ from centerclip.data.annotations import (
     MANIFEST_COLUMNS,
     AnnotationError,
     activitynet_manifest,
+    activitynet_membership,
     build_manifest,
     lsmdc_manifest,
     lsmdc_movie,
@@ -137,10 +138,24 @@ def write_anet(ann, train, test):
     (ann / "val_1.json").write_text(json.dumps(test))
 
 
+def write_lists(lists_dir, train_ids, val_ids, video_path):
+    """The original code's three lists: ids with v_, video_path.json keyed without it."""
+    lists_dir.mkdir(parents=True, exist_ok=True)
+    (lists_dir / "train_ids.json").write_text(json.dumps(train_ids))
+    (lists_dir / "val_ids.json").write_text(json.dumps(val_ids))
+    (lists_dir / "video_path.json").write_text(json.dumps(video_path))
+
+
+def every_video_listed(root, train, test):
+    """Lists naming every captioned video, so the membership is all of them."""
+    write_lists(root / "original_splits", list(train), list(test), {k[2:]: f"{k[2:]}.avi" for k in [*train, *test]})
+
+
 def test_activitynet_paragraph_per_video_and_extension_lookup(tmp_path):
     write_anet(tmp_path / "annotations",
                {"v_a": anet_entry(["A man walks.", " He sits down."]), "v_b": anet_entry(["One."])},
                {"v_c": anet_entry(["Two.", "Three."]), "v_d": anet_entry(["Four."])})
+    every_video_listed(tmp_path, ["v_a", "v_b"], ["v_c", "v_d"])
     videos = tmp_path / "videos"
     videos.mkdir()
     for name in ("v_a.webm", "v_b.mkv", "v_b.webm", "v_c.mp4"):
@@ -180,6 +195,79 @@ def test_activitynet_not_json_or_missing(tmp_path):
         activitynet_manifest(tmp_path, tmp_path)
 
 
+def write_membership_case(root):
+    """Caption files and lists that differ in every way the real ones do (and a few more)."""
+    write_anet(root / "annotations",
+               {v: anet_entry([f"{v} train."]) for v in ("v_a", "v_b", "v_c", "v_d")},
+               {v: anet_entry([f"{v} test."]) for v in ("v_NHznDFD3V3k", "v_e", "v_f", "v_g")})
+    write_lists(root / "original_splits",
+                ["v_d", "v_b", "v_x", "v_a", "v_b"],      # v_x: not captioned; v_b twice; v_c not listed
+                ["v_f", "v_NHznDFD3V3k", "v_e", "v_g"],   # the broken one is listed and captioned
+                # keys without v_; "v_d" (with the prefix) is not video d; g is not there at all
+                {"a": "a.avi", "b": "b.mp4", "c": "c.avi", "v_d": "v_d.avi", "x": "x.avi", "e": "e.mkv",
+                 "f": "f.avi", "NHznDFD3V3k": "NHznDFD3V3k.avi"})
+
+
+def test_activitynet_membership_is_the_original_intersection(tmp_path):
+    """train = train_ids.json ∩ train.json ∩ video_path.json (keys without v_), minus v_NHznDFD3V3k; the same
+    for the test split with val_ids.json and val_1.json; in the order of the id lists."""
+    write_membership_case(tmp_path)
+    membership = activitynet_membership(tmp_path / "annotations")
+    train, test = membership.splits["train"], membership.splits["test"]
+    assert train.kept == ("v_b", "v_a") and test.kept == ("v_f", "v_e")
+    assert dict(train.listed) == {"train_ids.json": 4, "train.json": 4}
+    assert {r: v for r, v in train.left_out.items() if v} == {
+        "in train_ids.json, not in train.json": ("v_x",), "in train.json, not in train_ids.json": ("v_c",),
+        "in both, not in video_path.json (the original had no such video)": ("v_d",)}
+    assert {r: v for r, v in test.left_out.items() if v} == {
+        "dropped as broken by the original (v_NHznDFD3V3k)": ("v_NHznDFD3V3k",),
+        "in both, not in video_path.json (the original had no such video)": ("v_g",)}
+
+    m = build_manifest("activitynet", tmp_path)
+    assert m.video_id.tolist() == ["v_b", "v_a", "v_f", "v_e"] and m.split.tolist() == ["train"] * 2 + ["test"] * 2
+    assert m.caption.tolist() == ["v_b train.", "v_a train.", "v_f test.", "v_e test."]
+    # no video file placed: still in the manifest (the frame-cache stage lists it as missing)
+    assert m.source.tolist() == [str(tmp_path / "videos" / f"{v}.mp4") for v in m.video_id]
+
+    record = membership.record()
+    assert record["train"]["kept"] == 2 and record["test"]["kept"] == 2
+    assert record["test"]["left_out"]["dropped as broken by the original (v_NHznDFD3V3k)"] == 1
+    assert record["test"]["left_out_videos"]["in both, not in video_path.json (the original had no such video)"] == [
+        "v_g"]
+    assert "github.com/mzhaoshuai/CenterCLIP" in record["rule"] and json.loads(json.dumps(record)) == record
+    line = membership.summary()
+    assert "\n" not in line and "train 2 videos" in line and "test 2 videos" in line and "1 dropped as broken" in line
+
+
+def test_activitynet_lists_elsewhere_and_missing(tmp_path):
+    write_membership_case(tmp_path)
+    (tmp_path / "original_splits").rename(tmp_path / "lists")
+    with pytest.raises(AnnotationError) as exc:
+        build_manifest("activitynet", tmp_path)
+    msg = str(exc.value)
+    for name in ("train_ids.json", "val_ids.json", "video_path.json"):  # one message naming every file
+        assert str(tmp_path / "original_splits" / name) in msg
+    assert "https://raw.githubusercontent.com/mzhaoshuai/CenterCLIP/" in msg and "download_lists" in msg
+    assert build_manifest("activitynet", tmp_path, lists_dir=tmp_path / "lists").video_id.tolist() == [
+        "v_b", "v_a", "v_f", "v_e"]
+    (tmp_path / "lists" / "val_ids.json").unlink()
+    with pytest.raises(AnnotationError, match=r"missing: \S+/lists/val_ids.json\. They decide"):
+        activitynet_manifest(tmp_path / "annotations", tmp_path / "videos", tmp_path / "lists")
+
+
+@pytest.mark.parametrize("name, content, match", [
+    ("train_ids.json", ["a", "v_b"], r"train_ids.json: \[0\]: expected an id 'v_<youtube id>', found 'a'"),
+    ("val_ids.json", {"v_e": 1}, r"val_ids.json: expected a JSON list"),
+    ("video_path.json", ["e"], r"video_path.json: expected a dict"),
+    ("video_path.json", {"v_a": "a", "v_b": "b"}, r"train_ids.json: none of its 4 videos is also in train.json and "),
+])
+def test_activitynet_lists_malformed(tmp_path, name, content, match):
+    write_membership_case(tmp_path)
+    (tmp_path / "original_splits" / name).write_text(json.dumps(content))
+    with pytest.raises(AnnotationError, match=match):
+        build_manifest("activitynet", tmp_path)
+
+
 # ------------------------------------------------------------------------- MSR-VTT, dispatcher
 
 def test_msrvtt_empty_caption_is_reported(tmp_path):
@@ -203,3 +291,5 @@ def test_build_manifest_rejects_unknown_format_and_options(tmp_path):
         build_manifest("webvid", tmp_path)
     with pytest.raises(AnnotationError, match=r"msvd: unknown manifest option\(s\) \['train_split'\]"):
         build_manifest("msvd", tmp_path, train_split="9k")
+    with pytest.raises(AnnotationError, match=r"msrvtt: unknown manifest option\(s\) \['lists_dir'\]"):
+        build_manifest("msrvtt", tmp_path, lists_dir=tmp_path)

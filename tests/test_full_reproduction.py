@@ -5,7 +5,9 @@ mirror URLs for MSR-VTT, MSVD and the CLIP weights, a smaller global batch (with
 and epoch scale, fewer compression shards for tiny data, and `only_experiments` (one run per dataset).
 Local HTTP servers on 127.0.0.1 hold MSR-VTT's and MSVD's archives in their real layouts and real-size
 ViT-B/32 and ViT-B/16 OpenAI-layout TorchScript archives (random weights; their digests given as a private
-mirror's would be). LSMDC and ActivityNet twins are placed exactly where the workflow's own message says.
+mirror's would be). LSMDC and ActivityNet twins are placed exactly where the workflow's own message says;
+the ActivityNet twin's split lists (twins of the original code's train_ids.json, val_ids.json, video_path.json,
+which decide the membership) are served as a mirror of the original's, with their digests, and downloaded.
 Every job goes through sbatch on the single-node SLURM of .ci/slurm.sh, with the user's profile
 (cluster/config.yaml) plus the CI overlay (.ci/cluster-overlay.yaml) filling its placeholders. Snakemake
 is started by its full path from a plain shell: no environment activated.
@@ -23,7 +25,7 @@ from test_slurm import CLUSTER_BIN, cluster_env, completed_jobs_by_rule, slurm  
 from upstream import Upstream
 
 from centerclip.data import synthetic
-from centerclip.data.annotations import read_manifest
+from centerclip.data.annotations import ACTIVITYNET_LISTS_DIR, read_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -109,8 +111,13 @@ def reproduction(slurm, cluster_env, upstream, tmp_path_factory):  # noqa: F811
     work = tmp / "work"
     work.mkdir()
     profile = ci_profile(tmp)
+    twins = {dataset: tmp / "twins" / dataset for dataset in GATED_TWINS}
+    for dataset, (make_twin, sizes) in GATED_TWINS.items():
+        make_twin(twins[dataset], threads=2, **sizes)
     site = {
-        "datasets": {d: upstream.mirror(d) for d in ("msrvtt", "msvd")},
+        "datasets": {**{d: upstream.mirror(d) for d in ("msrvtt", "msvd")},
+                     # the original code's ActivityNet lists: the twin's, from a mirror (with their digests)
+                     "activitynet": upstream.activitynet_lists(twins["activitynet"] / ACTIVITYNET_LISTS_DIR)},
         "backbones": {"ViT-B/32": {"pretrained": "data/paper/models/ViT-B-32.pt", **upstream.backbone("ViT-B/32")},
                       "ViT-B/16": {"pretrained": "data/paper/models/ViT-B-16.pt", **upstream.backbone("ViT-B/16")}},
         "train": {"batch_size": 8, "grad_accum": 4},   # global batch 8 = 4 micro-batches of 2 videos
@@ -123,21 +130,21 @@ def reproduction(slurm, cluster_env, upstream, tmp_path_factory):  # noqa: F811
 
     # the gated datasets: ask the workflow where their files go, put the twins' files exactly there
     placed = {}
-    for dataset, (make_twin, sizes) in GATED_TWINS.items():
+    for dataset in GATED_TWINS:
         target = f"data/paper/{dataset}/raw.ready"
         proc = snakemake(cluster_env, work, profile, target, "--executor", "local", "--cores", "1", timeout=300)
         log = (work / "results" / "paper" / "logs" / "acquire" / f"{dataset}.log").read_text()
         assert proc.returncode != 0 and "Put them here:" in log, proc.stdout[-2000:] + proc.stderr[-2000:]
-        twin = tmp / "twins" / dataset
-        make_twin(twin, threads=2, **sizes)
-        placed[dataset] = place_where_the_message_says(log, dataset, twin, work / "data" / "paper" / "raw" / dataset)
+        placed[dataset] = place_where_the_message_says(log, dataset, twins[dataset],
+                                                       work / "data" / "paper" / "raw" / dataset)
 
     targets = [f"results/paper/tables/{t}.md" for t in TABLES.values()]
     proc = snakemake(cluster_env, work, profile, *targets)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"snakemake --profile cluster failed (rc {proc.returncode}):\n{out[-8000:]}"
     again = snakemake(cluster_env, work, profile, *targets, "-n", timeout=300)
-    return {"work": work, "out": out, "again": again.stdout + again.stderr, "placed": placed, "profile": profile}
+    return {"work": work, "out": out, "again": again.stdout + again.stderr, "placed": placed, "profile": profile,
+            "twins": twins}
 
 
 def test_every_job_went_through_sbatch_and_completed(reproduction, cluster_env):  # noqa: F811
@@ -147,6 +154,7 @@ def test_every_job_went_through_sbatch_and_completed(reproduction, cluster_env):
     rules = completed_jobs_by_rule(ids, cluster_env)
     assert rules.get("train") == rules.get("evaluate") == 4, rules
     assert rules.get("download_clip") == 2 and rules.get("acquire") == 4 and rules.get("frame_cache") == 4, rules
+    assert rules.get("download_lists") == 1, rules  # ActivityNet's lists of the original code
     assert "Nothing to be done" in reproduction["again"], reproduction["again"][-3000:]
 
 
@@ -165,6 +173,33 @@ def test_data_arrived_whole(reproduction, upstream):
     assert not (REPO / "config" / "download_digests.tsv").exists()
     for dataset in GATED_TWINS:  # the message listed the LSMDC val file as optional; everything else needed
         assert reproduction["placed"][dataset]
+
+
+def test_activitynet_holds_the_original_codes_membership(reproduction):
+    """Train and test videos are exactly id list ∩ caption file ∩ video_path.json (ids without v_) minus
+    v_NHznDFD3V3k, from the lists the workflow downloaded (never placed), and the record says what was left out."""
+    work, twin = reproduction["work"], reproduction["twins"]["activitynet"]
+    data = work / "data" / "paper" / "activitynet"
+    assert not (work / "data" / "paper" / "raw" / "activitynet" / ACTIVITYNET_LISTS_DIR).exists()  # not placed
+    for name in ("train_ids.json", "val_ids.json", "video_path.json"):  # downloaded from the mirror
+        assert (data / ACTIVITYNET_LISTS_DIR / name).read_bytes() == (twin / ACTIVITYNET_LISTS_DIR / name).read_bytes()
+    had = json.loads((data / ACTIVITYNET_LISTS_DIR / "video_path.json").read_text())
+    manifest = read_manifest(data / "manifest.csv")
+    record = json.loads((data / "manifest_left_out.json").read_text())
+    for split, ids_file, captions_file in (("train", "train_ids.json", "train.json"),
+                                           ("test", "val_ids.json", "val_1.json")):
+        ids = json.loads((data / ACTIVITYNET_LISTS_DIR / ids_file).read_text())
+        captioned = json.loads((twin / "annotations" / captions_file).read_text())
+        expected = [v for v in ids if v in captioned and v[2:] in had and v != "v_NHznDFD3V3k"]
+        assert manifest[manifest.split == split].video_id.tolist() == expected
+        assert set(captioned) - set(expected) and set(ids) - set(expected)  # both lists hold more
+        assert record[split]["kept"] == len(expected)
+        assert sum(record[split]["left_out"].values()) == len((set(ids) | set(captioned)) - set(expected))
+    assert TEST_VIDEOS["activitynet"] == len(expected) and "v_NHznDFD3V3k" in ids and "v_NHznDFD3V3k" in captioned
+    log = (work / "results" / "paper" / "logs" / "manifest" / "activitynet.log").read_text()
+    assert len([line for line in log.splitlines() if "the original code's membership" in line]) == 1
+    run = work / "results" / "paper" / "runs" / "activitynet" / RUNS["activitynet"] / "seed42"
+    assert json.loads((run / "metrics.json").read_text())["efficiency"]["n_test_videos"] == len(expected)
 
 
 def test_runs_trained_real_size_and_recorded_their_weights(reproduction, upstream):

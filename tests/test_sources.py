@@ -2,17 +2,23 @@
 
 Files put exactly where :func:`check_placed_files` says make :func:`build_manifest` succeed; every
 required path is one the parser reads (removing it breaks the manifest) and every file the parser
-reads is required; LSMDC's val file is optional everywhere. The datasets are tiny synthetic twins.
+reads is required, except ActivityNet's split lists of the original code, which are downloaded (over
+a local HTTP server here, verified by sha256), never placed; LSMDC's val file is optional everywhere.
+The datasets are tiny synthetic twins.
 """
 
 import re
 import shutil
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from upstream import Upstream
 
-from centerclip.data.annotations import FORMATS, LAYOUTS, AnnotationError, build_manifest
-from centerclip.data.sources import SOURCES, MissingDataError, check_placed_files, missing_files
+from centerclip.data.annotations import ACTIVITYNET_LISTS_DIR, FORMATS, LAYOUTS, AnnotationError, build_manifest
+from centerclip.data.download import DownloadError
+from centerclip.data.sources import (SOURCES, MissingDataError, check_placed_files, download_lists, missing_files,
+                                     resolve_source)
 from centerclip.data.synthetic import make_activitynet_twin, make_lsmdc_twin, make_msrvtt_twin, make_msvd_twin
 
 TWINS = {
@@ -95,11 +101,17 @@ def test_files_placed_where_the_message_says_build_the_manifest(fmt, twins, tmp_
     n = len(SOURCES[fmt].needed)
     assert f"{n} of {n} required" in msg
 
+    assert "train_ids.json" not in msg  # ActivityNet's lists are downloaded, never placed
+
     for path, _ in paths:
         place_from_twin(twin, path)
     check_placed_files(fmt, root)  # silent
     assert missing_files(fmt, root) == []
 
+    if SOURCES[fmt].downloads:  # ActivityNet's lists, from a mirror, into the library's default folder
+        with Upstream(tmp_path / "upstream") as up:
+            download_lists(fmt, root / ACTIVITYNET_LISTS_DIR, up.activitynet_lists(twin / ACTIVITYNET_LISTS_DIR),
+                           progress=False)
     m = build_manifest(fmt, root)
     splits = ("train", "val", "test") if fmt == "lsmdc" else ("train", "test")
     assert m.groupby("split").size().to_dict() == {s: counts[s] for s in splits}
@@ -161,8 +173,10 @@ def test_required_entries_are_the_parser_layout():
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_parser_reads_every_required_path_and_nothing_else(fmt, twins, tmp_path):
     twin, _ = twins(fmt)
-    variants = VARIANTS.get(fmt, [{}])
     src = SOURCES[fmt]
+    variants = VARIANTS.get(fmt, [{}])
+    if src.gated and src.downloads:  # downloaded lists are not placed files: read from where they were fetched
+        variants = [{**v, "lists_dir": twin / ACTIVITYNET_LISTS_DIR} for v in variants]
 
     # Sufficient: a root holding only the listed paths builds every variant of the manifest.
     root = tmp_path / "only_listed"
@@ -195,3 +209,72 @@ def test_parser_reads_every_required_path_and_nothing_else(fmt, twins, tmp_path)
             assert all(len(o) < len(full[i]) for i, o in enumerate(outcomes)), r.path
         else:  # necessary: some variant of the parser reads it
             assert any(o is None for o in outcomes), f"{fmt}: {r.path} is required but never read"
+
+
+# ---------------------------------------------------------------------------------------------
+# ActivityNet's split lists of the original code: downloaded, verified, mirrors for them only
+
+ANET_LISTS = {"train_ids": "train_ids.json", "val_ids": "val_ids.json", "video_path": "video_path.json"}
+
+
+def test_activitynet_lists_are_the_original_codes_files():
+    downloads = SOURCES["activitynet"].downloads
+    base = "https://raw.githubusercontent.com/mzhaoshuai/CenterCLIP/886fe7342956f361c9c7b93f82d05c7ec5ed677b/"
+    assert {n: d.url for n, d in downloads.items()} == {
+        n: f"{base}misc/splits/activitynet/{f}" for n, f in ANET_LISTS.items()}
+    assert {n: d.sha256 for n, d in downloads.items()} == {
+        "train_ids": "7ef2f714c2ab399adbb3785a42f4938e37b9674321860ba665a0ca0dfee08d2d",
+        "val_ids": "e809ce219a8cdc21a97a724500f373dcc066967497a554ded654bf71d9e8e59b",
+        "video_path": "4803ce0d715f1998720c29364773741dd1e90505fc0fa1b3c9d5af93af61ad63"}
+    assert all(d.extract_to is None for d in downloads.values())
+    assert SOURCES["activitynet"].gated and not SOURCES["lsmdc"].downloads
+
+
+def test_activitynet_lists_downloaded_over_http_and_verified_by_sha256(twins, tmp_path):
+    twin, counts = twins("activitynet")
+    with Upstream(tmp_path / "upstream") as up:
+        cfg = up.activitynet_lists(twin / ACTIVITYNET_LISTS_DIR)
+        default = SOURCES["activitynet"].downloads
+        assert {n: urlsplit(u).path for n, u in cfg["mirror"].items()} == {
+            n: urlsplit(d.url).path for n, d in default.items()}  # served at the original's URL paths
+        # checked against the published digests: the twin's lists are other bytes, so nothing is kept
+        with pytest.raises(DownloadError, match=r"expected sha256 7ef2f714\w+, got"):
+            download_lists("activitynet", tmp_path / "published", {"mirror": cfg["mirror"]}, progress=False)
+        assert not any((tmp_path / "published").iterdir())
+        with pytest.raises(DownloadError, match=r"val_ids.json: expected sha256 0{64}"):
+            download_lists("activitynet", tmp_path / "wrong", {**cfg, "sha256": {**cfg["sha256"], "val_ids": "0" * 64}},
+                           progress=False)
+        assert sorted(p.name for p in (tmp_path / "wrong").iterdir()) == ["train_ids.json"]  # verified before it
+
+        paths = download_lists("activitynet", tmp_path / "lists", cfg, progress=False)
+        assert {n: p.name for n, p in paths.items()} == ANET_LISTS
+        assert all(p.read_bytes() == (twin / ACTIVITYNET_LISTS_DIR / p.name).read_bytes() for p in paths.values())
+        served = len(up.server.state.paths)
+        download_lists("activitynet", tmp_path / "lists", cfg, progress=False)  # present and verified: not fetched
+        assert len(up.server.state.paths) == served
+    m = build_manifest("activitynet", twin, lists_dir=tmp_path / "lists")
+    assert m.groupby("split").size().to_dict() == {"train": counts["train"], "test": counts["test"]}
+
+
+def test_activitynet_mirrors_are_for_its_lists_only(twins, tmp_path):
+    digest = "ab" * 32
+    res = resolve_source("activitynet", {"mirror": {"train_ids": "/m/train_ids.json"}, "sha256": {"train_ids": digest}})
+    assert res.existing is None and res.downloads["train_ids"].url == "/m/train_ids.json"
+    assert res.downloads["train_ids"].sha256 == digest
+    assert res.downloads["val_ids"] == SOURCES["activitynet"].downloads["val_ids"]  # the others unchanged
+    for cfg in ({"mirror": {"videos": "http://x"}}, {"mirror": {"annotations": "http://x", "val_ids": "/v"}},
+                {"sha256": {"val_1": digest}}):
+        with pytest.raises(ValueError, match=r"ActivityNet Captions: unknown mirror name\(s\) \w+; valid: train_ids, "
+                                             r"val_ids, video_path \(the original code's lists; .* never downloaded"):
+            resolve_source("activitynet", cfg)
+        with pytest.raises(ValueError, match="unknown mirror name"):
+            download_lists("activitynet", tmp_path, cfg)
+    with pytest.raises(ValueError, match=r"LSMDC is never downloaded, so `mirror:` and `sha256:` do not apply"):
+        resolve_source("lsmdc", {"mirror": {"train_ids": "http://x"}})
+    with pytest.raises(ValueError, match="MSR-VTT has no lists to download"):
+        download_lists("msrvtt", tmp_path)
+    # `source:` (a copy that may be read-only): its placed files are checked there, the lists still come
+    # from their (mirrored) URLs, into a folder the caller names
+    twin, _ = twins("activitynet")
+    res = resolve_source("activitynet", {"source": str(twin), "mirror": {"video_path": "/m/video_path.json"}})
+    assert res.existing == twin and res.downloads["video_path"].url == "/m/video_path.json"

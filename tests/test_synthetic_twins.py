@@ -92,7 +92,9 @@ def test_activitynet_twin_round_trip(anet, tmp_path):
     import json
 
     root, counts = anet
-    assert counts["videos"] == 5 and counts["train"] == 3 and counts["test"] == 2
+    # 3 + 2 videos in the original's membership, and per split a captioned one its lists leave out and one
+    # its video_path.json lacks (the uncaptioned one and v_NHznDFD3V3k have no video)
+    assert counts["videos"] == 3 + 2 + 2 * 2 and counts["train"] == 3 and counts["test"] == 2
     m = build_manifest("activitynet", root)
     assert m.groupby("split").size().to_dict() == {"train": 3, "test": 2} and m.video_id.is_unique
     data = {**json.loads((root / "annotations" / "train.json").read_text()),
@@ -109,6 +111,36 @@ def test_activitynet_twin_round_trip(anet, tmp_path):
     assert {Path(s).suffix for s in m.source} == {".mp4", ".mkv"}  # both, as in the real crawls
     make_activitynet_twin(tmp_path, **ANET_ARGS)
     assert_same_annotations(root / "annotations", tmp_path / "annotations", ["train.json", "val_1.json"])
+    assert_same_annotations(root / "original_splits", tmp_path / "original_splits",
+                            ["train_ids.json", "val_ids.json", "video_path.json"])
+
+
+def test_activitynet_twin_lists_are_in_the_originals_formats_and_differ_from_the_captions(anet):
+    """Ids with v_ in the id lists, without it in video_path.json; each id list names a video the caption
+    file lacks and lacks one it has, video_path.json lacks a captioned and listed one, and the test split
+    has v_NHznDFD3V3k captioned and listed (without a video): the manifest is exactly the intersection."""
+    import json
+
+    root, counts = anet
+    lists = {name: json.loads((root / "original_splits" / name).read_text())
+             for name in ("train_ids.json", "val_ids.json", "video_path.json")}
+    had = lists["video_path.json"]
+    assert isinstance(had, dict) and not any(k.startswith("v_") for k in had)
+    assert all(v == f"{k}{Path(v).suffix}" and Path(v).suffix in (".mp4", ".mkv") for k, v in had.items())
+    m = build_manifest("activitynet", root)
+    for split, ids_name, captions_name in (("train", "train_ids.json", "train.json"),
+                                           ("test", "val_ids.json", "val_1.json")):
+        ids = lists[ids_name]
+        captioned = json.loads((root / "annotations" / captions_name).read_text())
+        assert all(v.startswith("v_") for v in ids) and len(set(ids)) == len(ids)
+        assert set(ids) - set(captioned) and set(captioned) - set(ids)
+        assert [v for v in set(ids) & set(captioned) if v[2:] not in had]
+        expected = [v for v in ids if v in captioned and v[2:] in had and v != "v_NHznDFD3V3k"]
+        assert m[m.split == split].video_id.tolist() == expected and len(expected) == counts[split]
+    assert "v_NHznDFD3V3k" in lists["val_ids.json"] and "NHznDFD3V3k" in had
+    assert not list((root / "videos").glob("v_NHznDFD3V3k.*"))
+    on_disk = {p.stem for p in (root / "videos").iterdir()}
+    assert set(m.video_id) < on_disk  # videos outside the membership exist and are still left out
 
 
 def test_activitynet_events_are_on_screen_at_their_timestamps():

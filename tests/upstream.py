@@ -16,6 +16,8 @@ Each builder writes under ``out_dir`` at the *URL path of the real file* (so one
                                                                {train,val,test}_list.txt
 ``users/ml/clamp/videoDescription/YouTubeClips.tar``           ``YouTubeClips/<id>.avi`` (plain tar)
 ``clip/models/<sha256>/ViT-B-32.pt``                           OpenAI-layout TorchScript archive
+``mzhaoshuai/CenterCLIP/<commit>/misc/splits/activitynet/*``   a twin's train_ids.json, val_ids.json,
+                                                               video_path.json (:meth:`Upstream.activitynet_lists`)
 ===========================================================  =====================================
 
 Zip archives carry explicit directory entries, as ``zip -r`` writes them. The CLIP archive is what
@@ -298,6 +300,22 @@ def build_clip(out_dir: str | os.PathLike, model: str = "ViT-B/32", *, seed: int
 
 
 # ---------------------------------------------------------------------------------------------
+# ActivityNet: the original code's split lists (the dataset itself is placed, never downloaded)
+# ---------------------------------------------------------------------------------------------
+
+def build_activitynet_lists(out_dir: str | os.PathLike, lists_dir: str | os.PathLike) -> dict[str, Path]:
+    """Copy an ActivityNet twin's three lists (``lists_dir``: its ``original_splits/``) under ``out_dir`` at
+    the URL paths of the original code's lists; returns ``{download name: path}``."""
+    out = {}
+    for name, d in SOURCES["activitynet"].downloads.items():
+        dst = _dest(Path(out_dir).resolve(), upstream_path("activitynet", name))
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(lists_dir) / d.filename, dst)
+        out[name] = dst
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # All of it, served
 # ---------------------------------------------------------------------------------------------
 
@@ -310,7 +328,8 @@ class ClipArchive:
 
 
 class Upstream:
-    """The upstream files of MSR-VTT, MSVD and CLIP under ``root``, served on 127.0.0.1.
+    """The upstream files of MSR-VTT, MSVD and CLIP (and, on request, ActivityNet's lists) under ``root``,
+    served on 127.0.0.1.
 
     ``msrvtt`` / ``msvd``: sizes for :func:`build_msrvtt` / :func:`build_msvd` (None: not built);
     ``clip``: models built by :meth:`build` (others are built on first :meth:`clip` call).
@@ -381,6 +400,15 @@ class Upstream:
             self.timings[f"clip {model}"] = time.perf_counter() - t0
             self._clips[model] = ClipArchive(model, path, self.url_of(path), digest)
         return self._clips[model]
+
+    def activitynet_lists(self, lists_dir: str | os.PathLike) -> dict[str, dict[str, str]]:
+        """``{"mirror": {name: url}, "sha256": {name: digest}}`` serving an ActivityNet twin's lists
+        (``lists_dir``) at the original's URL paths: the download part of the ``activitynet`` entry of a
+        workflow config. The twin's lists are not the original's bytes, so their digests are given, as
+        for a private mirror of other files."""
+        files = build_activitynet_lists(self.root, lists_dir)
+        return {"mirror": {name: self.url_of(path) for name, path in files.items()},
+                "sha256": {name: file_sha256(path) for name, path in files.items()}}
 
     def backbone(self, model: str = "ViT-B/32") -> dict[str, str]:
         """``{"mirror": url, "sha256": digest}``: the download part of a ``backbones:`` entry."""

@@ -10,6 +10,8 @@ video). What a row is, per dataset:
 - ActivityNet Captions: one row per video, the caption being the paragraph = all its sentences
   joined with a single space (train from ``train.json``, test from ``val_1.json``); the
   retrieval window is the whole video, [0, ceil(duration)], so no start/end columns are needed.
+  The videos are those the original code keeps (:func:`activitynet_membership`): only those also in
+  its id lists and its list of videos, minus the one it drops as broken.
 
 Captions are kept verbatim (html entities, emoji, odd spacing are the tokenizer's business),
 but an empty or whitespace-only caption stops the parse: it would silently become a
@@ -34,6 +36,8 @@ that layout once, per format; the placement check and its message
 - activitynet: ``<root>/annotations/{train.json, val_1.json}`` and
   ``<root>/videos/v_<id>.{mp4,mkv,webm}``. The official captions.zip unpacks to ``captions/``:
   its ``train.json`` and ``val_1.json`` go into ``annotations/`` (one layout only, no fallback).
+  The original code's lists (:data:`ACTIVITYNET_LISTS`) are not placed but downloaded
+  (:func:`centerclip.data.sources.download_lists`), by default into ``<root>/original_splits/``.
 
 LSMDC's ``LSMDC16_annos_val.csv`` is optional (read when present; it is never used for training or
 the reported test numbers); every other file listed here is required.
@@ -73,6 +77,17 @@ LSMDC_FILES = {"train": "LSMDC16_annos_training.csv", "val": "LSMDC16_annos_val.
                "test": "LSMDC16_challenge_1000_publictect.csv"}
 #: ActivityNet Captions annotation files, by split (``val_1.json`` is the retrieval test split).
 ACTIVITYNET_FILES = {"train": "train.json", "test": "val_1.json"}
+#: The original CenterCLIP code's ActivityNet lists, by role: the ids (``v_<id>``) of each split, and the
+#: videos it had (``<id>`` without ``v_`` -> its file name). Published in its repository under
+#: :data:`ACTIVITYNET_LISTS_URL`; its loader (dataloaders/dataloader_activitynet_retrieval.py) keeps a
+#: video only when it is in all three of a split's id list, caption file and video list.
+ACTIVITYNET_LISTS = {"train": "train_ids.json", "test": "val_ids.json", "videos": "video_path.json"}
+ACTIVITYNET_LISTS_URL = ("https://raw.githubusercontent.com/mzhaoshuai/CenterCLIP/"
+                         "886fe7342956f361c9c7b93f82d05c7ec5ed677b/misc/splits/activitynet/")
+#: Where the lists sit under a dataset root unless a ``lists_dir`` is given.
+ACTIVITYNET_LISTS_DIR = "original_splits"
+#: The videos that loader drops as broken, whatever the lists say.
+ACTIVITYNET_BROKEN = ("v_NHznDFD3V3k",)
 
 
 @dataclass(frozen=True)
@@ -342,35 +357,172 @@ def _activitynet_paragraph(path: Path, key: str, entry: object) -> str:
     return _caption_or_error(" ".join(sentences), where)
 
 
-def activitynet_manifest(annotation_dir: str | os.PathLike, video_root: str | os.PathLike) -> pd.DataFrame:
-    """Manifest of ActivityNet Captions for paragraph-to-video retrieval: one row per video,
-    train from ``train.json``, test from ``val_1.json``; the caption is the paragraph (all
-    sentences joined with a single space), the source ``<video_root>/v_<id>`` with the first of
-    ``.mp4``, ``.mkv``, ``.webm`` that exists (``.mp4`` when none does).
+def _read_json(path: Path, missing: str) -> object:
+    """The JSON in ``path``; :class:`AnnotationError` "<path>: <missing>" when it is absent."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AnnotationError(f"{path}: {missing}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AnnotationError(f"{path}: not JSON ({exc})") from None
+
+
+def _activitynet_paragraphs(ann: Path) -> dict[str, dict[str, str]]:
+    """Split -> {``v_<id>``: paragraph} of every entry of ``train.json`` and ``val_1.json``, each checked."""
+    out = {}
+    for split, name in ACTIVITYNET_FILES.items():
+        path = ann / name
+        unpacked = ann.parent / "captions" / name
+        hint = f" ({unpacked} exists: move it here)" if unpacked.is_file() else ""
+        data = _read_json(path, f"missing{hint}; it comes with the ActivityNet Captions annotations "
+                                f"({ACTIVITYNET_CAPTIONS_ZIP}: put its {name} here)")
+        if not isinstance(data, dict):
+            raise AnnotationError(f"{path}: expected a dict v_<id> -> {{duration, timestamps, sentences}}")
+        out[split] = {key: _activitynet_paragraph(path, key, entry) for key, entry in data.items()}
+    return out
+
+
+def _check_lists(lists_dir: Path) -> None:
+    """One :class:`AnnotationError` naming every absent list of the original code and how to get it."""
+    missing = [str(lists_dir / name) for name in ACTIVITYNET_LISTS.values() if not (lists_dir / name).is_file()]
+    if missing:
+        raise AnnotationError(
+            f"ActivityNet Captions: the original CenterCLIP code's split lists are missing: {', '.join(missing)}. "
+            f"They decide which videos each split holds and are public ({ACTIVITYNET_LISTS_URL}<name>): the "
+            f"workflow downloads them (rule download_lists); from Python, "
+            f"centerclip.data.sources.download_lists('activitynet', '{lists_dir}')")
+
+
+def _read_id_list(path: Path) -> list[str]:
+    """The distinct ``v_<id>`` of an id list (a JSON list), in its order; the original skips repeats too."""
+    ids = _read_json(path, "missing")
+    if not isinstance(ids, list):
+        raise AnnotationError(f"{path}: expected a JSON list of ids 'v_<youtube id>'")
+    for i, vid in enumerate(ids):
+        if not isinstance(vid, str) or not vid.startswith("v_"):
+            raise AnnotationError(f"{path}: [{i}]: expected an id 'v_<youtube id>', found {vid!r}")
+    return list(dict.fromkeys(ids))
+
+
+@dataclass(frozen=True)
+class SplitMembership:
+    """One split of :class:`ActivityNetMembership`: the videos kept, in the order of the original's id
+    list, and the videos of the id list or the caption file left out, by reason."""
+
+    kept: tuple[str, ...]
+    listed: Mapping[str, int]  # file name -> how many distinct videos it names
+    left_out: Mapping[str, tuple[str, ...]]  # reason -> videos (sorted)
+
+
+@dataclass(frozen=True)
+class ActivityNetMembership:
+    """Which ActivityNet videos each split holds, as the original code decides it."""
+
+    splits: Mapping[str, SplitMembership]
+
+    def record(self) -> dict:
+        """A JSON-ready record: per split the videos kept, the size of each list, and how many videos
+        were left out and why (with their ids)."""
+        return {"rule": _MEMBERSHIP_RULE,
+                **{split: {"kept": len(m.kept), "listed": dict(m.listed),
+                           "left_out": {reason: len(v) for reason, v in m.left_out.items()},
+                           "left_out_videos": {reason: list(v) for reason, v in m.left_out.items()}}
+                   for split, m in self.splits.items()}}
+
+    def summary(self) -> str:
+        """One line: per split, the videos kept and how many were left out for each reason."""
+        parts = []
+        for split, m in self.splits.items():
+            why = "; ".join(f"{len(v)} {reason}" for reason, v in m.left_out.items() if v) or "none"
+            parts.append(f"{split} {len(m.kept)} videos (left out: {why})")
+        return "ActivityNet Captions, the original code's membership: " + ", ".join(parts)
+
+
+_MEMBERSHIP_RULE = ("a split keeps the videos of the original CenterCLIP code's id list that are also in the "
+                    "caption file and in its video_path.json, minus the one it drops as broken "
+                    "(github.com/mzhaoshuai/CenterCLIP, commit 886fe73, "
+                    "dataloaders/dataloader_activitynet_retrieval.py)")
+
+
+def _split_membership(ids: list[str], captioned: Mapping[str, str], had: set[str], id_file: str,
+                      caption_file: str) -> SplitMembership:
+    """Keep the ids also captioned and in ``had`` (ids without ``v_``); every other video of either list
+    gets the first reason that applies."""
+    reasons = {"broken": f"dropped as broken by the original ({', '.join(ACTIVITYNET_BROKEN)})",
+               "uncaptioned": f"in {id_file}, not in {caption_file}",
+               "unlisted": f"in {caption_file}, not in {id_file}",
+               "no_video": f"in both, not in {ACTIVITYNET_LISTS['videos']} (the original had no such video)"}
+    listed = set(ids)
+    left: dict[str, list[str]] = {r: [] for r in reasons}
+    kept = []
+    for vid in [*ids, *(k for k in captioned if k not in listed)]:
+        if vid in ACTIVITYNET_BROKEN:
+            left["broken"].append(vid)
+        elif vid not in captioned:
+            left["uncaptioned"].append(vid)
+        elif vid not in listed:
+            left["unlisted"].append(vid)
+        elif vid[2:] not in had:  # video_path.json names the video without its "v_", as the original strips it
+            left["no_video"].append(vid)
+        else:
+            kept.append(vid)
+    return SplitMembership(tuple(kept), {id_file: len(ids), caption_file: len(captioned)},
+                           {reasons[r]: tuple(sorted(v)) for r, v in left.items()})
+
+
+def _membership(paragraphs: Mapping[str, Mapping[str, str]], lists_dir: Path) -> ActivityNetMembership:
+    _check_lists(lists_dir)
+    video_path = lists_dir / ACTIVITYNET_LISTS["videos"]
+    had = _read_json(video_path, "missing")
+    if not isinstance(had, dict):
+        raise AnnotationError(f"{video_path}: expected a dict <youtube id> -> video file name")
+    splits = {}
+    for split, caption_file in ACTIVITYNET_FILES.items():
+        ids = _read_id_list(lists_dir / ACTIVITYNET_LISTS[split])
+        m = _split_membership(ids, paragraphs[split], set(had), ACTIVITYNET_LISTS[split], caption_file)
+        if not m.kept:  # e.g. lists of another dataset, or ids compared with the wrong prefix
+            raise AnnotationError(f"{lists_dir / ACTIVITYNET_LISTS[split]}: none of its {len(ids)} videos is also "
+                                  f"in {caption_file} and in {video_path}")
+        splits[split] = m
+    return ActivityNetMembership(splits)
+
+
+def _lists_dir(annotation_dir: Path, lists_dir: str | os.PathLike | None) -> Path:
+    # the default: beside annotations/ under the dataset root
+    return Path(lists_dir) if lists_dir is not None else annotation_dir.parent / ACTIVITYNET_LISTS_DIR
+
+
+def activitynet_membership(annotation_dir: str | os.PathLike,
+                           lists_dir: str | os.PathLike | None = None) -> ActivityNetMembership:
+    """Which videos of ``train.json`` / ``val_1.json`` the original code trains and tests on: those also in
+    its id list of the split (``train_ids.json`` / ``val_ids.json``, ids ``v_<id>``) and in its
+    ``video_path.json`` (ids without ``v_``), minus :data:`ACTIVITYNET_BROKEN`. ``lists_dir``: the folder of
+    the three lists (default ``<annotation_dir>/../original_splits``); a missing list stops with its path
+    and where it is obtained."""
+    ann = Path(annotation_dir)
+    return _membership(_activitynet_paragraphs(ann), _lists_dir(ann, lists_dir))
+
+
+def activitynet_manifest(annotation_dir: str | os.PathLike, video_root: str | os.PathLike,
+                         lists_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Manifest of ActivityNet Captions for paragraph-to-video retrieval: one row per video of
+    :func:`activitynet_membership` (train from ``train.json``, test from ``val_1.json``, in the order of
+    the original's id lists); the caption is the paragraph (all sentences joined with a single space), the
+    source ``<video_root>/v_<id>`` with the first of ``.mp4``, ``.mkv``, ``.webm`` that exists (``.mp4``
+    when none does: a missing video is found and listed by the frame-cache stage, never dropped here).
     """
     ann, videos = Path(annotation_dir), Path(video_root)
+    paragraphs = _activitynet_paragraphs(ann)
+    membership = _membership(paragraphs, _lists_dir(ann, lists_dir))
     try:
         present = {e.name for e in os.scandir(videos) if e.is_file()}
     except OSError:
         present = set()
     rows = []
-    for split, name in ACTIVITYNET_FILES.items():
-        path = ann / name
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            unpacked = ann.parent / "captions" / name
-            hint = f" ({unpacked} exists: move it here)" if unpacked.is_file() else ""
-            raise AnnotationError(f"{path}: missing{hint}; it comes with the ActivityNet Captions annotations "
-                                  f"({ACTIVITYNET_CAPTIONS_ZIP}: put its {name} here)") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise AnnotationError(f"{path}: not JSON ({exc})") from None
-        if not isinstance(data, dict):
-            raise AnnotationError(f"{path}: expected a dict v_<id> -> {{duration, timestamps, sentences}}")
-        for key, entry in data.items():
-            paragraph = _activitynet_paragraph(path, key, entry)
+    for split, m in membership.splits.items():
+        for key in m.kept:
             ext = next((e for e in ACTIVITYNET_EXTENSIONS if f"{key}{e}" in present), ".mp4")
-            rows.append((key, split, paragraph, str(videos / f"{key}{ext}")))
+            rows.append((key, split, paragraphs[split][key], str(videos / f"{key}{ext}")))
     return _frame(rows, ann)
 
 
@@ -384,10 +536,12 @@ def build_manifest(format: str, root: str | os.PathLike, **options) -> pd.DataFr
     ``root`` as described in this module's docstring.
 
     Options: ``annotation_dir`` and ``video_dir`` override the two sub-folders (absolute, or
-    relative to the working directory); msrvtt also takes ``train_split`` (``7k``/``9k``).
+    relative to the working directory); msrvtt also takes ``train_split`` (``7k``/``9k``), activitynet
+    ``lists_dir``, the folder of the original code's lists (default ``<root>/original_splits``).
     """
     root = Path(root)
-    allowed = {"annotation_dir", "video_dir"} | ({"train_split"} if format == "msrvtt" else set())
+    extra = {"msrvtt": {"train_split"}, "activitynet": {"lists_dir"}}
+    allowed = {"annotation_dir", "video_dir"} | extra.get(format, set())
     unknown = set(options) - allowed
     if format not in FORMATS:
         raise AnnotationError(f"unknown dataset format {format!r}; expected one of {', '.join(FORMATS)}")
@@ -402,7 +556,7 @@ def build_manifest(format: str, root: str | os.PathLike, **options) -> pd.DataFr
         return msvd_manifest(root, ann, vids)
     if format == "lsmdc":
         return lsmdc_manifest(ann, vids)
-    return activitynet_manifest(ann, vids)
+    return activitynet_manifest(ann, vids, options.get("lists_dir") or root / ACTIVITYNET_LISTS_DIR)
 
 
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:

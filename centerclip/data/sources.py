@@ -3,7 +3,10 @@
 :data:`SOURCES` is the one table of URLs and expected files. Public data (MSR-VTT, MSVD, the CLIP
 weights) is downloaded and extracted by :func:`acquire`; licence-gated data (LSMDC, ActivityNet
 Captions) is never downloaded: the user places the files and :func:`check_placed_files` says,
-in one message, exactly which are missing, where they go and where they are obtained.
+in one message, exactly which are missing, where they go and where they are obtained. A gated
+source's own ``downloads`` are public files that come with it but are not the data: ActivityNet's
+are the original CenterCLIP code's split lists, fetched by :func:`download_lists` into a folder the
+caller owns (never into a ``source:`` copy, which may be read-only).
 
 A dataset's required paths are not written here but derived from the layout its parser reads
 (:data:`centerclip.data.annotations.LAYOUTS`), so the check, its message and the parser agree:
@@ -11,7 +14,8 @@ files put where the message says make :func:`~centerclip.data.annotations.build_
 
 Per-dataset configuration (:func:`resolve_source`) can point at data already on disk
 (``source: /path/to/MSRVTT-root``, used as is) or replace default URLs with mirrors
-(``mirror: {videos: https://mirror.lab/MSRVTT.zip}``; a ``file://`` URL or plain path works too).
+(``mirror: {videos: https://mirror.lab/MSRVTT.zip}``; a ``file://`` URL or plain path works too), and
+name the sha256 a mirror serves where it is not the original's file (``sha256: {videos: <digest>}``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from centerclip.data.annotations import ACTIVITYNET_CAPTIONS_ZIP, LAYOUTS
+from centerclip.data.annotations import ACTIVITYNET_CAPTIONS_ZIP, ACTIVITYNET_LISTS, ACTIVITYNET_LISTS_URL, LAYOUTS
 from centerclip.data.download import download, extract
 
 log = logging.getLogger(__name__)
@@ -60,7 +64,11 @@ class Required:
 
 @dataclass(frozen=True)
 class Source:
-    """A dataset (or model) source: what must end up under its root and how it gets there."""
+    """A dataset (or model) source: what must end up under its root and how it gets there.
+
+    ``downloads``: what is fetched, by download name (the names of ``mirror:``). For a ``gated`` source
+    these are public side files, never among its placed ``required`` files (ActivityNet: the original
+    code's split lists)."""
 
     title: str
     required: tuple[Required, ...]
@@ -112,6 +120,12 @@ _ANET_CAPTIONS = {name: f"{ACTIVITYNET_CAPTIONS_ZIP}: move its captions/{name} h
 _ANET_VIDEOS = (f"the ActivityNet v1.3 videos, laid out as {LAYOUTS['activitynet'].video_dir}/"
                 f"{LAYOUTS['activitynet'].videos}, by request form at "
                 "http://activity-net.org/download.html (many YouTube originals are gone)")
+# sha256 of the original code's three ActivityNet lists at the commit of ACTIVITYNET_LISTS_URL
+_ANET_LIST_SHA256 = {
+    "train_ids.json": "7ef2f714c2ab399adbb3785a42f4938e37b9674321860ba665a0ca0dfee08d2d",  # 10,024 ids (v_<id>)
+    "val_ids.json": "e809ce219a8cdc21a97a724500f373dcc066967497a554ded654bf71d9e8e59b",  # 4,926 ids (v_<id>)
+    "video_path.json": "4803ce0d715f1998720c29364773741dd1e90505fc0fa1b3c9d5af93af61ad63",  # 19,831 <id> -> file
+}
 
 #: Every source the pipeline knows. Keys are the dataset formats / model names used in the config.
 SOURCES: dict[str, Source] = {
@@ -144,6 +158,10 @@ SOURCES: dict[str, Source] = {
         gated="ActivityNet videos are gated / partly expired at the source: place the files yourself; "
               "the pipeline never downloads them.",
         required=_layout_required("activitynet", _ANET_CAPTIONS, _ANET_VIDEOS),
+        # not the data: the original code's lists of which videos each split holds (download names
+        # train_ids, val_ids, video_path), public in its repository
+        downloads={Path(name).stem: Download(ACTIVITYNET_LISTS_URL + name, sha256=_ANET_LIST_SHA256[name])
+                   for name in ACTIVITYNET_LISTS.values()},
     ),
     "clip_vit_b32": Source(
         title="CLIP ViT-B/32",
@@ -232,12 +250,30 @@ def check_placed_files(dataset: str, root: str | os.PathLike) -> None:
 @dataclass(frozen=True)
 class ResolvedSource:
     """Where a dataset comes from after applying its config: an existing directory (``existing``,
-    nothing to download), user-placed files (``source.gated``), or ``downloads`` (mirrors applied)."""
+    nothing to download), user-placed files (``source.gated``), or ``downloads`` (mirrors applied).
+    A gated source's ``downloads`` (its side files) stay, with ``existing`` too."""
 
     dataset: str
     source: Source
     existing: Path | None
     downloads: Mapping[str, Download]
+
+
+def _configured_downloads(src: Source, cfg: Mapping[str, Any]) -> dict[str, Download]:
+    """``src.downloads`` with the config's ``mirror:`` URLs and ``sha256:`` digests applied, by download
+    name; a name that is not a download of ``src`` raises ValueError."""
+    mirrors, digests = dict(cfg.get("mirror") or {}), dict(cfg.get("sha256") or {})
+    if (mirrors or digests) and not src.downloads:
+        raise ValueError(f"{src.title} is never downloaded, so `mirror:` and `sha256:` do not apply: "
+                         f"set `source:` to the directory holding the placed files")
+    unknown = sorted((set(mirrors) | set(digests)) - set(src.downloads))
+    if unknown:
+        placed = (" (the original code's lists; the dataset's own files are never downloaded: place them, "
+                  "or set `source:`)") if src.gated else ""
+        raise ValueError(f"{src.title}: unknown mirror name(s) {', '.join(unknown)}; "
+                         f"valid: {', '.join(src.downloads)}{placed}")
+    return {name: Download(str(mirrors.get(name, d.url)), d.extract_to, digests.get(name) or d.sha256)
+            for name, d in src.downloads.items()}
 
 
 def resolve_source(dataset: str, cfg: Mapping[str, Any] | None = None) -> ResolvedSource:
@@ -246,31 +282,43 @@ def resolve_source(dataset: str, cfg: Mapping[str, Any] | None = None) -> Resolv
     ``cfg['source']``: a directory that already holds the dataset in the expected layout; it is
     checked now (:class:`MissingDataError` listing what is missing) and used as is.
     ``cfg['mirror']``: ``{download name: url or path}`` replacing default URLs (a CLIP mirror keeps
-    the sha256 of the official URL, since the bytes must be the same). Unknown names raise ValueError.
+    the sha256 of the official URL, since the bytes must be the same); ``cfg['sha256']``: ``{download
+    name: digest}``, the digest of what a mirror serves when it is not the original file. Unknown
+    names raise ValueError, and so does any name for a gated source without downloads (LSMDC); a gated
+    source with downloads (ActivityNet's lists) takes mirrors for those names only.
     """
     src = _source(dataset)
     cfg = dict(cfg or {})
     existing = cfg.get("source")
-    mirrors = dict(cfg.get("mirror") or {})
     if existing:
         existing = Path(os.path.expanduser(str(existing)))
         if not existing.is_dir():
             raise MissingDataError(f"{src.title}: source directory {existing} does not exist "
                                    f"(set by `source:` in this dataset's config)")
         check_placed_files(dataset, existing)
-        if mirrors:
+        if src.gated and src.downloads:  # side files are not in the copy: still fetched
+            return ResolvedSource(dataset, src, existing, _configured_downloads(src, cfg))
+        if cfg.get("mirror"):
             log.info("%s: `source:` is set, so `mirror:` is ignored", src.title)
         return ResolvedSource(dataset, src, existing, {})
-    if mirrors and src.gated:
-        raise ValueError(f"{src.title} is never downloaded, so `mirror:` does not apply: "
-                         f"set `source:` to the directory holding the placed files")
-    unknown = sorted(set(mirrors) - set(src.downloads))
-    if unknown:
-        raise ValueError(f"{src.title}: unknown mirror name(s) {', '.join(unknown)}; "
-                         f"valid: {', '.join(src.downloads)}")
-    downloads = {name: Download(str(mirrors[name]), d.extract_to, d.sha256) if name in mirrors else d
-                 for name, d in src.downloads.items()}
-    return ResolvedSource(dataset, src, None, downloads)
+    return ResolvedSource(dataset, src, None, _configured_downloads(src, cfg))
+
+
+def download_lists(dataset: str, dest: str | os.PathLike, cfg: Mapping[str, Any] | None = None, *,
+                   progress: bool = True, **download_kw: Any) -> dict[str, Path]:
+    """Fetch the side files of gated ``dataset`` (ActivityNet Captions: the original code's
+    ``train_ids.json``, ``val_ids.json`` and ``video_path.json``) into ``dest`` and return ``{download
+    name: path}``. Each is resumable and verified by its sha256; ``cfg``'s ``mirror:`` / ``sha256:``
+    apply (:func:`resolve_source`), ``source:`` does not matter (the lists are never part of a copy).
+    ``download_kw`` goes to :func:`~centerclip.data.download.download`.
+    """
+    src = _source(dataset)
+    if not (src.gated and src.downloads):
+        raise ValueError(f"{src.title} has no lists to download")
+    dest = Path(dest)
+    return {name: download(d.url, dest / src.downloads[name].filename, sha256=d.sha256, progress=progress,
+                           **download_kw)
+            for name, d in _configured_downloads(src, cfg or {}).items()}
 
 
 def acquire(dataset: str, root: str | os.PathLike, cfg: Mapping[str, Any] | None = None, *,
@@ -280,7 +328,8 @@ def acquire(dataset: str, root: str | os.PathLike, cfg: Mapping[str, Any] | None
     """Make ``dataset`` complete on disk and return its root directory.
 
     ``source:`` set: that directory, checked. Gated: ``root``, checked (the message says what to
-    place). Otherwise each download goes to ``downloads_dir`` (default ``root/downloads``) —
+    place; its side files are :func:`download_lists`'s). Otherwise each download goes to
+    ``downloads_dir`` (default ``root/downloads``) —
     verified by sha256 or ``digest_manifest`` — and archives are extracted under ``root``; files
     already downloaded and extracted are not fetched again. ``download_kw`` goes to
     :func:`~centerclip.data.download.download` (retries, timeout, ...).

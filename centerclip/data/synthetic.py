@@ -34,6 +34,9 @@ ActivityNet Captions (:func:`make_activitynet_twin`; 20-40 s videos with 3-5 tim
     <root>/videos/v_<id>.mp4                     (a few .mkv, as in the real crawls)
     <root>/annotations/train.json                {"v_<id>": {duration, timestamps, sentences}}
     <root>/annotations/val_1.json                the retrieval test split
+    <root>/original_splits/train_ids.json        ["v_<id>", ...]: twins of the original code's lists,
+    <root>/original_splits/val_ids.json          each naming videos the caption file lacks and
+    <root>/original_splits/video_path.json       missing some it has; {"<id>": "<id>.mp4"}
 
 The paths are those the parsers read (:data:`centerclip.data.annotations.LAYOUTS`).
 
@@ -56,7 +59,8 @@ from pathlib import Path
 
 import numpy as np
 
-from centerclip.data.annotations import LAYOUTS, MSRVTT_FILES, MSVD_FILES
+from centerclip.data.annotations import (ACTIVITYNET_BROKEN, ACTIVITYNET_LISTS, ACTIVITYNET_LISTS_DIR, LAYOUTS,
+                                         MSRVTT_FILES, MSVD_FILES)
 from centerclip.data.ffmpeg_bin import ffmpeg_exe
 
 COLOURS = {
@@ -519,30 +523,64 @@ def activitynet_sentences(events: tuple[Event, ...], rng: np.random.Generator) -
     return out
 
 
+#: Per split, the twin's videos outside the original code's membership, by why (the real lists differ
+#: from the caption files the same ways): captioned but not in the id list; in the id list but not
+#: captioned; in both but not in video_path.json. Only the first and last kinds have a video file.
+ANET_LEFT_OUT = ("unlisted", "uncaptioned", "no_video")
+
+
+def _activitynet_lists(kept: list[str], extra: dict[str, str], broken: list[str],
+                       rng: np.random.Generator) -> tuple[list[str], list[str]]:
+    """(id list in a shuffled order, ids video_path.json names) of one split: the kept videos, the
+    uncaptioned and no-video extras in the id list; video_path.json lacks only the no-video one."""
+    ids = [*kept, extra["uncaptioned"], extra["no_video"], *broken]
+    order = rng.permutation(len(ids))  # the original's lists are not in caption-file order
+    return [ids[i] for i in order], [v for v in ids if v != extra["no_video"]] + [extra["unlisted"]]
+
+
 def make_activitynet_twin(root: str | os.PathLike, n_train: int, n_test: int, seed: int = 0,
                           events: tuple[int, int] = (3, 5), seconds: tuple[float, float] = (20.0, 40.0),
                           size: tuple[int, int] = (320, 180), fps: int = 6, mkv_share: float = 0.15,
                           threads: int = 2) -> dict[str, int]:
     """Write a synthetic ActivityNet Captions under ``root``: ``videos/v_<id>.mp4`` (about
-    ``mkv_share`` of them .mkv, like the real crawls) and ``annotations/{train.json, val_1.json}``,
+    ``mkv_share`` of them .mkv, like the real crawls), ``annotations/{train.json, val_1.json}``,
     each a dict ``v_<id>`` -> ``{"duration", "timestamps", "sentences"}`` with one sentence per
-    event and ``timestamps`` = the times the event is on screen. Test paragraphs all differ.
-    Returns counts of what was written.
+    event and ``timestamps`` = the times the event is on screen, and twins of the original code's
+    lists in ``original_splits/`` (``train_ids.json``, ``val_ids.json`` with ``v_<id>``,
+    ``video_path.json`` with ``<id>``).
+
+    ``n_train`` / ``n_test`` videos are in the original's membership; per split, one more video of
+    each kind of :data:`ANET_LEFT_OUT` is not, and the test split also has ``v_NHznDFD3V3k``, captioned
+    and listed but without a video (as in every public copy). Test paragraphs all differ. Returns
+    counts of what was written (``train`` / ``test``: the videos in the membership).
     """
     root, layout = Path(root), LAYOUTS["activitynet"]
     rng = np.random.default_rng(_sub_seed(seed, "activitynet", "text"))
-    jobs, counts = [], {}
+    list_rng = np.random.default_rng(_sub_seed(seed, "activitynet", "lists"))
+    jobs, counts, had = [], {}, {}
     for split, n in (("train", n_train), ("test", n_test)):
-        name = layout.files[split]
-        planned = plan_timed_videos(n, _sub_seed(seed, "activitynet", split), events, seconds, size, fps,
-                                    unique=split == "test")
-        data = {}
+        broken = list(ACTIVITYNET_BROKEN) if split == "test" else []
+        # the first n are the kept videos, the same as without the others (the plan is drawn in sequence)
+        first_broken = n + len(ANET_LEFT_OUT)
+        planned = plan_timed_videos(first_broken + len(broken), _sub_seed(seed, "activitynet", split), events,
+                                    seconds, size, fps, unique=split == "test")
+        planned = planned[:first_broken] + [replace(v, video_id=b) for v, b in zip(planned[first_broken:], broken)]
+        extra = dict(zip(ANET_LEFT_OUT, (v.video_id for v in planned[n:])))
+        data, ext = {}, {}
         for v in planned:
+            if v.video_id == extra["uncaptioned"]:
+                continue
             data[v.video_id] = {"duration": v.seconds, "timestamps": [list(s) for s in v.spans],
                                 "sentences": activitynet_sentences(v.events, rng)}
-            ext = ".mkv" if rng.uniform() < mkv_share else ".mp4"
-            jobs.append((v, root / layout.video_dir / f"{v.video_id}{ext}", _sub_seed(seed, "activitynet", v.video_id)))
-        _write_text(root / layout.annotation_dir / name, json.dumps(data))
-        counts[split] = len(planned)
+            ext[v.video_id] = ".mkv" if rng.uniform() < mkv_share else ".mp4"
+            if v.video_id not in broken:
+                jobs.append((v, root / layout.video_dir / f"{v.video_id}{ext[v.video_id]}",
+                             _sub_seed(seed, "activitynet", v.video_id)))
+        _write_text(root / layout.annotation_dir / layout.files[split], json.dumps(data))
+        ids, named = _activitynet_lists([v.video_id for v in planned[:n]], extra, broken, list_rng)
+        _write_text(root / ACTIVITYNET_LISTS_DIR / ACTIVITYNET_LISTS[split], json.dumps(ids))
+        had.update({vid[2:]: f"{vid[2:]}{ext.get(vid, '.mp4')}" for vid in named})
+        counts[split] = n
+    _write_text(root / ACTIVITYNET_LISTS_DIR / ACTIVITYNET_LISTS["videos"], json.dumps(had))
     _render_all(jobs, threads)
     return {"videos": len(jobs), **counts, "events": sum(len(v.events) for v, _, _ in jobs)}
