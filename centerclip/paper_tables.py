@@ -17,6 +17,10 @@ Memory and speed are shown but never differenced: the paper's are GB / ms on V10
 ratio to a reference row (the first of this paper's own rows in the table, per dataset block in
 Table 5), given for ours and for the paper. Setting columns (N_in, lr, epochs of Tables 7 and 9)
 are the paper's values on every line.
+
+Demo tables (label "demo") leave our memory, speed and their ratios out ("–", NaN in the frame)
+and keep the paper's: measured on tiny models sharing a CPU with parallel jobs, ours say nothing
+about CenterCLIP's cost, which bench/README.md measures at the real backbone shapes.
 """
 
 from __future__ import annotations
@@ -42,9 +46,14 @@ HEADERS = {
     "MeM_ratio": "MeM ÷ ref", "Speed_ratio": "Speed ÷ ref",
     BEST_EPOCH: "best-epoch T→V R@1 (test-selected)",
 }
-DEMO_NOTE = ("DEMO NUMBERS: our rows come from synthetic twin data and a tiny randomly initialised "
-             "CLIP-shaped model trained for minutes on a CPU. They show that the pipeline works, not what "
-             "CenterCLIP achieves; the differences to the paper are not a reproduction result.")
+DEMO_NOTE = ("DEMO NUMBERS: our rows come from synthetic twin data and a tiny CLIP-shaped model pretrained by "
+             "the demo on synthetic frames and captions and fine-tuned for minutes on a CPU. They show that the "
+             "pipeline works, not what CenterCLIP achieves; the differences to the paper are not a reproduction "
+             "result.")
+DEMO_EFFICIENCY_NOTE = ("Our MeM. and Speed and their '÷ ref' ratios are left out (–) of demo tables: measured on "
+                        "tiny models sharing a CPU with parallel jobs, they say nothing about CenterCLIP's cost, "
+                        "which bench/README.md measures at the real ViT-B/32 and ViT-B/16 shapes (sections "
+                        "'Visual encoder forward' and 'Training step peak memory').")
 NO_EXPERIMENT = "no experiment of the experiment table provides this row"
 
 
@@ -263,6 +272,17 @@ def _cells(r: pd.Series, columns: list[str], extras: list[str], paper_raw: Mappi
     return out
 
 
+def withhold_our_efficiency(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` with our MeM / Speed, their stds and ratios set to NaN; the paper's stay.
+    Demo tables use it: tiny models timed under parallel jobs would misstate CenterCLIP's cost."""
+    out = frame.copy()
+    ours = out.source == "ours"
+    columns = [c for c in out.columns if c.split("_")[0] in EFFICIENCY_COLUMNS]  # MeM, MeM_std, MeM_ratio, ...
+    out.loc[ours, columns] = float("nan")
+    out.attrs = dict(frame.attrs, efficiency_withheld=bool(columns))
+    return out
+
+
 def _source_label(r: pd.Series) -> str:
     if r.status == "cited":
         return "paper (cited)"
@@ -296,19 +316,29 @@ def _grid(frame: pd.DataFrame, paper: Mapping) -> tuple[list[str], list[tuple[bo
 
 def _headline(table_id: str, label: str) -> str:
     if label == "demo":
-        return f"{_table_name(table_id)} — demo numbers (synthetic data, tiny random model), beside the paper's"
+        return (f"{_table_name(table_id)} — demo numbers (synthetic data, tiny model pretrained by the demo), "
+                "beside the paper's")
     return f"{_table_name(table_id)} — our reproduction ({label}) beside the paper's numbers"
+
+
+def _efficiency_footnotes(frame: pd.DataFrame) -> list[str]:
+    """What MeM. / Speed / '÷ ref' mean: ours and the paper's, or, where ours are withheld, the paper's and why."""
+    refs = "; ".join(f"{b}: {r}" if b else r for b, r in frame.attrs["reference_rows"].items())
+    if frame.attrs.get("efficiency_withheld"):
+        return ["MeM.: the paper's peak training memory in GB per V100. Speed: the paper's evaluation time per "
+                f"video in ms on a V100. '÷ ref' is the paper's ratio to the reference row ({refs}).",
+                DEMO_EFFICIENCY_NOTE]
+    return ["MeM.: ours = peak training memory in MB (process RSS on CPU, max_memory_allocated on GPU); "
+            "paper = GB per V100. Speed: evaluation time per video in ms (ours: whatever device ran the "
+            "job; paper: V100). Neither is differenced; '÷ ref' is the ratio to the reference row "
+            f"({refs}), for ours and for the paper, and is what carries over."]
 
 
 def _footnotes(frame: pd.DataFrame) -> list[str]:
     columns = frame.attrs["columns"]
     notes = []
     if "MeM" in columns or "Speed" in columns:
-        refs = "; ".join(f"{b}: {r}" if b else r for b, r in frame.attrs["reference_rows"].items())
-        notes.append("MeM.: ours = peak training memory in MB (process RSS on CPU, max_memory_allocated on GPU); "
-                     "paper = GB per V100. Speed: evaluation time per video in ms (ours: whatever device ran the "
-                     "job; paper: V100). Neither is differenced; '÷ ref' is the ratio to the reference row "
-                     f"({refs}), for ours and for the paper, and is what carries over.")
+        notes += _efficiency_footnotes(frame)
     if any(c in SETTING_COLUMNS for c in columns):
         notes.append("Setting columns (" + ", ".join(c for c in columns if c in SETTING_COLUMNS)
                      + ") are the paper's values on every line.")
@@ -353,7 +383,9 @@ def to_latex(frame: pd.DataFrame, paper: Mapping, label: str) -> str:
     """A booktabs table (needs \\usepackage{booktabs}); written by hand, no jinja2."""
     table_id = frame.attrs["table_id"]
     header, body = _grid(frame, paper)
-    caption = frame.attrs["caption"] + (f" [{DEMO_NOTE}]" if label == "demo" else "")
+    demo_notes = [DEMO_NOTE] + ([DEMO_EFFICIENCY_NOTE] if frame.attrs.get("efficiency_withheld") else [])
+    # LaTeX carries no footnotes: the demo's notes ride in the caption, so a "–" cell is never unexplained
+    caption = frame.attrs["caption"] + (f" [{' '.join(demo_notes)}]" if label == "demo" else "")
     out = [f"% {_headline(table_id, label)}", r"\begin{table*}[t]", r"\centering", r"\scriptsize",
            rf"\caption{{{latex_escape(caption)}}}", rf"\label{{tab:{table_id}}}",
            r"\begin{tabular}{ll" + "r" * (len(header) - 2) + "}", r"\toprule",
@@ -374,9 +406,12 @@ def render_table(table_id: str, paper: Mapping, experiments: Mapping[str, Mappin
 
     ``paper``: parsed config/paper_numbers.yaml; ``experiments``: the ``experiments`` mapping of
     config/experiments.yaml; ``metrics``: run id -> metrics.json dicts (one per seed; empty or
-    missing = not run); ``label``: the config's label ("demo" marks demo numbers); ``not_run``:
-    run id -> why it did not run; ``dataset_defaults``: the experiment table's per-dataset settings.
+    missing = not run); ``label``: the config's label ("demo" marks demo numbers and leaves our
+    MeM / Speed out); ``not_run``: run id -> why it did not run; ``dataset_defaults``: the
+    experiment table's per-dataset settings.
     """
     frame = build_frame(table_id, paper, experiments, metrics, not_run, dataset_defaults)
+    if label == "demo":
+        frame = withhold_our_efficiency(frame)
     return TableResult(table_id=table_id, frame=frame, markdown=to_markdown(frame, paper, label),
                        csv=frame.to_csv(index=False), latex=to_latex(frame, paper, label))

@@ -1,5 +1,5 @@
-"""Figures 3-5: files written (PNG + PDF, non-empty), axes as expected, missing points noted, and
-Figure 5's kept patches on a tiny random CLIP."""
+"""Figures 3-5: files written (PNG + PDF, non-empty), axes as expected, missing points noted, demo
+memory and time panels left empty with a note, and Figure 5's kept patches on a tiny random CLIP."""
 
 from __future__ import annotations
 
@@ -39,6 +39,15 @@ def all_text(fig) -> str:
     return " ".join([t.get_text() for t in fig.texts] + [fig._suptitle.get_text() if fig._suptitle else ""])
 
 
+def panel_text(ax) -> str:
+    return " ".join(t.get_text() for t in ax.texts)
+
+
+def withheld(ax) -> bool:
+    """A demo memory / time panel: no points drawn, a note pointing to the benchmarks instead."""
+    return not ax.get_lines() and "bench/README.md" in panel_text(ax) and "leaves out" in panel_text(ax)
+
+
 @pytest.fixture(scope="module")
 def experiments() -> dict:
     return yaml.safe_load((REPO / "config" / "experiments.yaml").read_text(encoding="utf-8"))["experiments"]
@@ -63,16 +72,28 @@ def test_figure3(tmp_path):
     t2v = ax_r.get_lines()[0]
     assert list(t2v.get_xdata()) == [2, 4, 6, 8] and list(t2v.get_ydata()) == [12, 14, 16, 18]
     assert any("B = 6" in str(l.get_label()) for l in ax_r.get_lines())  # paper default marked
+    assert withheld(ax_m) and "training memory" in panel_text(ax_m) and not panel_text(ax_r)
     text = all_text(fig)
     assert "demo" in text and "without numbers" in text and "B = 0, B = 10" in text
+    assert "pretrained by the demo" in text and "not what CenterCLIP achieves" in text and "random" not in text
+
+
+def test_figure3_full_reproduction_draws_memory(tmp_path):
+    points = [(b, metrics(10 + b, 100 + 20 * b, 1.0)) for b in (2, 4, 6)]
+    fig = plot_figure3(points, tmp_path / "f3.png", tmp_path / "f3.pdf", "paper")
+    ax_m = fig.axes[1]
+    assert list(ax_m.get_lines()[0].get_ydata()) == [140, 180, 220] and not withheld(ax_m)
+    assert "demo" not in all_text(fig)
+
+
+FIGURE4_GROUPS = {"lsmdc_K": [(k, metrics(k / 10, k, k / 20)) for k in (16, 25, 49)] + [(98, None)],
+                  "lsmdc_S": [(s, metrics(s, 50 * s, s)) for s in (1, 2, 3, 4, 6)],
+                  "activitynet_K": [(k, metrics(k / 5, 2 * k, k / 10)) for k in (25, 49, 98)],
+                  "activitynet_S": [(s, metrics(s, 10 * s, s)) for s in (6, 10, 12, 15, 20)]}
 
 
 def test_figure4(tmp_path):
-    groups = {"lsmdc_K": [(k, metrics(k / 10, k, k / 20)) for k in (16, 25, 49)] + [(98, None)],
-              "lsmdc_S": [(s, metrics(s, 50 * s, s)) for s in (1, 2, 3, 4, 6)],
-              "activitynet_K": [(k, metrics(k / 5, 2 * k, k / 10)) for k in (25, 49, 98)],
-              "activitynet_S": [(s, metrics(s, 10 * s, s)) for s in (6, 10, 12, 15, 20)]}
-    fig = plot_figure4(groups, tmp_path / "f4.png", tmp_path / "f4.pdf", "full")
+    fig = plot_figure4(FIGURE4_GROUPS, tmp_path / "f4.png", tmp_path / "f4.pdf", "full")
     written(tmp_path / "f4.png", tmp_path / "f4.pdf")
     assert len(fig.axes) == 6
     assert [ax.get_xlabel() for ax in fig.axes] == ["number of clusters K"] * 3 + ["number of segments S"] * 3
@@ -85,6 +106,23 @@ def test_figure4(tmp_path):
     assert any("S = 4" in s for s in labels)
     text = all_text(fig)
     assert "LSMDC: not run (skipped): K = 98" in text and "demo" not in text
+    assert not any(withheld(ax) for ax in fig.axes)
+
+
+def test_figure4_demo_leaves_memory_and_time_out(tmp_path):
+    fig = plot_figure4(FIGURE4_GROUPS, tmp_path / "f4.png", tmp_path / "f4.pdf", "demo")
+    written(tmp_path / "f4.png", tmp_path / "f4.pdf")
+    r1_k, mem_k, time_k, r1_s, mem_s, time_s = fig.axes
+    for ax in (mem_k, time_k, mem_s, time_s):
+        assert withheld(ax), ax.get_title()
+    assert "training memory" in panel_text(mem_k) and "inference time" in panel_text(time_s)
+    for ax in (r1_k, r1_s):  # R@1 panels as in the full reproduction
+        assert ax.get_lines() and not ax.texts
+    assert list(r1_k.get_lines()[0].get_ydata()) == [1.6, 2.5, 4.9]
+    assert [ax.get_xlabel() for ax in fig.axes] == ["number of clusters K"] * 3 + ["number of segments S"] * 3
+    assert list(mem_s.get_xticks()) == [1, 2, 3, 4, 6, 10, 12, 15, 20]
+    text = all_text(fig)
+    assert "pretrained by the demo" in text and "LSMDC: not run (skipped): K = 98" in text
 
 
 @pytest.fixture(scope="module")

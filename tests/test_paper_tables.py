@@ -1,5 +1,5 @@
 """Tables 1-9 rendered from fixture metrics dicts: cells, differences, seeds, cited / not-run rows,
-paper order, and the Markdown / CSV / LaTeX texts."""
+paper order, the Markdown / CSV / LaTeX texts, and demo tables leaving our memory and speed out."""
 
 from __future__ import annotations
 
@@ -48,17 +48,26 @@ def line(frame: pd.DataFrame, row: str, source: str) -> pd.Series:
 BASE, KM = "baseline (CLIP4clip (meanP), ViT-B/32)", "CenterCLIP (k-medoids++, B6 - 6, 49)"
 
 
+TABLE4_RUNS = {"lsmdc_b32_meanP": [metrics(10.0, mem=400, best=14.0), metrics(12.0, mem=420, best=15.0)],
+               "lsmdc_b32_km_B6-6-49": [metrics(11.0, mem=300, ms=3.0)],
+               "lsmdc_b16_meanP": []}
+TABLE4_NOT_RUN = {"lsmdc_b16_meanP": "LSMDC not provided: place the files listed by `snakemake lsmdc_check`"}
+EFFICIENCY = ["MeM", "Speed", "MeM_std", "Speed_std", "MeM_ratio", "Speed_ratio"]
+
+
 @pytest.fixture(scope="module")
 def table4(paper, experiments):
-    runs = {"lsmdc_b32_meanP": [metrics(10.0, mem=400, best=14.0), metrics(12.0, mem=420, best=15.0)],
-            "lsmdc_b32_km_B6-6-49": [metrics(11.0, mem=300, ms=3.0)],
-            "lsmdc_b16_meanP": []}
-    return render_table("table4", paper, experiments, runs, "demo",
-                        not_run={"lsmdc_b16_meanP": "LSMDC not provided: place the files listed by "
-                                                    "`snakemake lsmdc_check`"})
+    return render_table("table4", paper, experiments, TABLE4_RUNS, "demo", not_run=TABLE4_NOT_RUN)
 
 
-def test_numbers_land_in_their_cells_with_differences(table4, paper):
+@pytest.fixture(scope="module")
+def table4_paper(paper, experiments):
+    """The same runs under the full reproduction's label: our memory and speed are shown."""
+    return render_table("table4", paper, experiments, TABLE4_RUNS, "paper", not_run=TABLE4_NOT_RUN)
+
+
+def test_numbers_land_in_their_cells_with_differences(table4_paper, paper):
+    table4 = table4_paper
     f = table4.frame
     ours, theirs, diff = line(f, KM, "ours"), line(f, KM, "paper"), line(f, KM, "diff")
     assert ours.run_id == "lsmdc_b32_km_B6-6-49" and ours.n_seeds == 1
@@ -80,8 +89,8 @@ def test_seeds_give_mean_and_std(table4):
     assert ours.best_epoch_t2v_R1 == 14.5 and "test-selected" in table4.markdown
 
 
-def test_memory_and_speed_ratios_to_the_reference_row(table4):
-    f = table4.frame
+def test_memory_and_speed_ratios_to_the_reference_row(table4_paper):
+    f = table4_paper.frame
     assert line(f, BASE, "ours").MeM_ratio == pytest.approx(1.0)
     assert line(f, KM, "ours").MeM_ratio == pytest.approx(300 / 410)
     assert line(f, KM, "paper").MeM_ratio == pytest.approx(16.4 / 20.8)
@@ -101,11 +110,44 @@ def test_cited_and_not_run_rows(table4):
     assert not len(f[(f.status == "not run") & (f.source == "diff")])
 
 
+def test_demo_leaves_our_memory_and_speed_out_and_keeps_the_papers(table4, table4_paper, paper):
+    f = table4.frame
+    for row in (BASE, KM):
+        ours, theirs = line(f, row, "ours"), line(f, row, "paper")
+        assert all(math.isnan(ours[c]) for c in EFFICIENCY), row
+        assert ours.t2v_R1 == line(table4_paper.frame, row, "ours").t2v_R1  # retrieval untouched
+        assert theirs.MeM == line(table4_paper.frame, row, "paper").MeM and not math.isnan(theirs.MeM_ratio)
+    assert line(f, KM, "paper").MeM_ratio == pytest.approx(16.4 / 20.8)
+    km = next(ln for ln in table4.markdown.splitlines() if ln.startswith("| " + KM))
+    assert "MB" not in km and km.split(" | ")[1].startswith("ours (1 seed")
+    assert "300 MB" not in table4.markdown and "| 16.4 GB |" in table4.markdown
+    assert "| 300 MB |" in table4_paper.markdown
+    # the CSV frame carries NaN, the LaTeX "--", for our efficiency cells
+    back = pd.read_csv(io.StringIO(table4.csv))
+    assert back.loc[back.source == "ours", EFFICIENCY].isna().all().all()
+    assert back.loc[back.source == "paper", "MeM"].notna().any()
+    assert "300 MB" not in table4.latex and "300 MB" in table4_paper.latex
+
+
+def test_demo_footnote_says_why_and_points_to_the_benchmarks(table4, table4_paper):
+    notes = [ln for ln in table4.markdown.splitlines() if ln.startswith("- ")]
+    why = [n for n in notes if "left out" in n]
+    assert len(why) == 1 and "bench/README.md" in why[0] and "ViT-B/32" in why[0] and "ViT-B/16" in why[0]
+    assert not re.search(r"\d+\.\d+ ?(ms|MB|GB|×|x\b)", why[0])  # points to the benchmarks, quotes no number
+    units = next(n for n in notes if n.startswith("- MeM."))
+    assert "ours" not in units and "paper's" in units  # does not claim our values are shown
+    assert "bench/README.md" in table4.latex
+    full = table4_paper.markdown
+    assert "left out" not in full and "bench/README.md" not in full and "MeM.: ours = peak" in full
+
+
 def test_rows_in_paper_order_and_demo_header(table4, paper):
     assert list(dict.fromkeys(table4.frame.row)) == list(paper["tables"]["table4"]["rows"])
     first = table4.markdown.splitlines()[0]
     assert first.startswith("# Table 4") and "demo" in first
     assert "synthetic" in table4.markdown and paper["tables"]["table4"]["caption"] in table4.markdown
+    assert "pretrained by the demo" in table4.markdown and "not what CenterCLIP achieves" in table4.markdown
+    assert "random" not in first
     assert "DEMO" in table4.latex
 
 
@@ -162,6 +204,15 @@ def test_every_table_renders(paper, experiments, table_id):
     cited = set(table.get("cited") or [])
     assert set(r.frame[r.frame.status == "cited"].row) == cited - set(provided)
     assert len(r.frame[r.frame.source == "diff"]) == len(runs)
+    efficiency = [c for c in EFFICIENCY if c in r.frame.columns]
+    assert r.frame.loc[r.frame.source == "ours", efficiency].isna().all().all()  # demo: ours left out
+    assert ("bench/README.md" in r.markdown) == bool(efficiency)
+    if efficiency:  # the paper's efficiency cells stay wherever the paper prints them
+        printed = [dict(zip(r.frame.attrs["columns"], v)).get("MeM") for v in table["rows"].values()]
+        shown = r.frame.loc[r.frame.source == "paper", "MeM"]
+        assert shown.notna().sum() == sum(isinstance(v, (int, float)) for v in printed)
+        full = render_table(table_id, paper, experiments, runs, "paper").frame
+        assert full.loc[(full.source == "ours") & (full.status == "ours"), "MeM"].notna().all()
 
 
 def test_lines_say_how_runs_departed_from_the_paper(paper, experiments):
