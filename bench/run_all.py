@@ -1,4 +1,4 @@
-"""Run the whole benchmark suite (or some items) and check the results against the issues' targets.
+"""Run the whole benchmark suite (or some items) and check the results against the project's speed and memory targets.
 
 Usage (from the repository root)::
 
@@ -54,7 +54,7 @@ def _item_cmd(item: str, args: argparse.Namespace, json_path: Path) -> list[str]
 
 
 def targets(items: dict, device: str, quick: bool) -> list[dict]:
-    """The issues' targets, each with the measured value and met / not met."""
+    """The speed and memory targets, each with the measured value and met / not met."""
     out: list[dict] = []
 
     def add(item, what, value, limit, met, note=""):
@@ -98,7 +98,7 @@ def targets(items: dict, device: str, quick: bool) -> list[dict]:
                 label = "raw" if kind == "raw" else "step-only"
                 tgt_lim = lim if key.startswith("B32_T12") else paper
                 add("memory", f"{x['setting']} {x['group']}: {label} peak / baseline <= {tgt_lim}"
-                    + ("" if key.startswith("B32_T12") else " (paper value, not an issue target)"),
+                    + ("" if key.startswith("B32_T12") else " (paper value, not a target of ours)"),
                     v, tgt_lim, v <= tgt_lim, f"paper {paper}")
     d = items.get("data")
     if d and "clips_per_s" in d:
