@@ -14,6 +14,7 @@ if not workflow.overwrite_configfiles:
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/demo.smk"
 include: "rules/preprocess.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"

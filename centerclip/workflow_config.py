@@ -105,7 +105,9 @@ def load_experiments(config: dict) -> tuple[dict, dict, dict]:
         if "train_split" in exp and (not splits or exp["train_split"] not in splits):
             raise ConfigError(f"{where}.train_split = {exp['train_split']!r} is not in "
                               f"datasets.{exp['dataset']}.train_splits ({splits})")
-        layers = config["backbones"][exp["backbone"]].get("random", {}).get("vision_layers")
+        backbone = config["backbones"][exp["backbone"]]
+        # the depth, where the config states it (a random or self-pretrained backbone; a file's is read at training)
+        layers = (backbone.get("random") or backbone.get("pretrain", {}).get("architecture") or {}).get("vision_layers")
         frames = exp.get("frames", {**FALLBACK_SETTINGS, **defaults.get(exp["dataset"], {})}["frames"])
         for i, stage in enumerate(exp.get("stages", [])):
             if layers is not None and stage["block"] >= layers:

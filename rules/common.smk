@@ -191,6 +191,35 @@ def _check_backbone_downloads():
 
 _check_backbone_downloads()
 
+# Backbones the workflow pretrains itself (the demo: `pretrain:` beside `pretrained:`), by the file name under
+# <data_dir>/models/ without its extension.
+PRETRAINED_HERE = {os.path.splitext(os.path.basename(m["pretrained"]))[0]: name
+                   for name, m in config["backbones"].items() if m.get("pretrain")}
+
+
+def _check_pretrain_paths():
+    for stem, name in PRETRAINED_HERE.items():
+        pretrained = config["backbones"][name]["pretrained"]
+        if os.path.normpath(pretrained) != os.path.normpath(clip_path(stem)) or stem in CLIP_FILES:
+            raise WorkflowError(
+                f"config: backbones.{name} has `pretrain:`, so the workflow writes its pretrained file; set "
+                f"pretrained to a file under {os.path.join(DATA, 'models')} other than OpenAI's "
+                f"{' and '.join(f'{n}.pt' for n in CLIP_FILES)} (got {pretrained!r})")
+
+
+_check_pretrain_paths()
+
+
+def pretrain_start(stem):
+    """[the pretrained file a self-pretrained backbone starts from] (its `init_from` backbone's), or []."""
+    start = config["backbones"][PRETRAINED_HERE[stem]]["pretrain"].get("init_from")
+    if start is None:
+        return []
+    if not config["backbones"].get(start, {}).get("pretrain"):
+        raise WorkflowError(f"config: backbones.{PRETRAINED_HERE[stem]}.pretrain.init_from = {start!r} is not a "
+                            f"backbone with `pretrain:` ({', '.join(PRETRAINED_HERE.values())})")
+    return [config["backbones"][start]["pretrained"]]
+
 
 def backbone_inputs(wildcards):
     """A pretrained backbone file is an input of the training job (so it is downloaded first)."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from demo_config import quick_pretraining
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -30,7 +31,7 @@ def tiny_config():
     cfg["datasets"]["msrvtt"]["synthetic"].update(n_train=8, n_test=4, captions_per_video=1)
     cfg["only_experiments"] = RUNS
     cfg["train"].update(batch_size=4)
-    return cfg
+    return quick_pretraining(cfg)
 
 
 def plain_shell_env():

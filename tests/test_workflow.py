@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from demo_config import quick_pretraining
 
 from centerclip.workflow_config import ConfigError, load_experiments, run_config, validate_config
 
@@ -60,7 +61,7 @@ def test_experiment_table_errors_name_file_and_key(demo_config, tmp_path, mutate
 def test_run_config_precedence_and_demo_scaling(demo_config):
     experiments, defaults, _ = load_experiments(demo_config)
     rc = run_config(demo_config, experiments, defaults, "anet_b32_meanP_lr5e-6_e5", 7)
-    assert rc["train"]["lr"] == pytest.approx(5e-6 * 200) and rc["train"]["epochs"] == 1  # 5 x 0.2
+    assert rc["train"]["lr"] == pytest.approx(5e-6 * 20) and rc["train"]["epochs"] == 1  # 5 x 0.2
     assert rc["train"]["num_frames"] == rc["eval"]["num_frames"] == 60 and rc["train"]["context_length"] == 77
     assert rc["train"]["seed"] == 7 and rc["reduction"] == {"method": "meanP"}
     rc = run_config(demo_config, experiments, defaults, "anet_b32_km_B6-15-49_N30", 42)
@@ -70,7 +71,9 @@ def test_run_config_precedence_and_demo_scaling(demo_config):
     assert run_config(demo_config, experiments, defaults, "msrvtt9k_b32_meanP", 42)["manifest"].endswith(
         "msrvtt/manifest.csv")
     rc = run_config(demo_config, experiments, defaults, "msvd_b16_km_B6-4-160", 42)
-    assert rc["model"]["random"]["vision_patch_size"] == 16 and rc["reduction"]["stages"][0]["clusters"] == 160
+    assert rc["model"]["pretrained"] == "data/demo/models/tiny-vit-b16.pt"  # written by the demo's pretraining
+    assert rc["model"]["pretrain"]["architecture"]["vision_patch_size"] == 16
+    assert rc["reduction"]["stages"][0]["clusters"] == 160
 
 
 def snakemake(args, cwd, env, check=True):
@@ -96,6 +99,7 @@ def test_dry_run_lists_the_demo_jobs(tmp_path, venv_env):
     assert jobs["train"] == jobs["evaluate"] == 68 and jobs["table"] == 9
     assert jobs["acquire"] == 4 and jobs["frame_cache"] == 4 and jobs["manifest_split"] == 1
     assert jobs["figure3"] == jobs["figure4"] == jobs["figure5"] == 1
+    assert jobs["pretrain_backbone"] == 2  # each tiny backbone pretrained once, before any run
 
 
 @pytest.mark.parametrize("table,trains", [("table1", 7), ("table3", 14), ("table6", 3), ("table8", 4), ("table9", 3)])
@@ -130,7 +134,7 @@ def tiny_config(demo_config):
     cfg["datasets"]["msrvtt"]["synthetic"].update(n_train=12, n_test=6)
     cfg["only_experiments"] = TINY_RUNS
     cfg["train"].update(batch_size=4)
-    return cfg
+    return quick_pretraining(cfg)
 
 
 @pytest.mark.slow
