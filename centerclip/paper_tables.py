@@ -161,6 +161,7 @@ def build_frame(table_id: str, paper: Mapping, experiments: Mapping[str, Mapping
     settings = [c for c in columns if c in SETTING_COLUMNS]
 
     lines: list[dict] = []
+    test_sets: dict[str, set[int]] = {}  # dataset -> the test-set sizes our runs were evaluated on
     for position, (name, values) in enumerate(table["rows"].items()):
         theirs = dict(zip(columns, values))
         base = {"row": name, "position": position, "block": _block(table_id, name)}
@@ -186,6 +187,8 @@ def build_frame(table_id: str, paper: Mapping, experiments: Mapping[str, Mapping
         best = [b for b in best if not math.isnan(b)]
         ours[BEST_EPOCH] = sum(best) / len(best) if best else float("nan")
         exp = experiments[run_id]
+        test_sets.setdefault(exp["dataset"], set()).update(
+            int(m["efficiency"]["n_test_videos"]) for m in runs if (m.get("efficiency") or {}).get("n_test_videos"))
         paper_epochs = exp.get("epochs", (dataset_defaults or {}).get(exp["dataset"], {}).get("epochs"))
         note = "; ".join(n for n in (_coverage_note(runs), departures(
             runs, paper_epochs, (paper.get("training") or {}).get("global_batch"))) if n)
@@ -201,7 +204,8 @@ def build_frame(table_id: str, paper: Mapping, experiments: Mapping[str, Mapping
     _add_ratios(frame, columns)
     frame[BEST_EPOCH] = [line.get(BEST_EPOCH, float("nan")) for line in lines]
     frame["n_seeds"] = frame["n_seeds"].astype("Int64")
-    frame.attrs.update(table_id=table_id, columns=columns, caption=table["caption"])
+    frame.attrs.update(table_id=table_id, columns=columns, caption=table["caption"],
+                       test_sets={d: sorted(n) for d, n in test_sets.items()}, paper_test_sets=paper.get("test_videos", {}))
     return frame
 
 
@@ -334,6 +338,18 @@ def _efficiency_footnotes(frame: pd.DataFrame) -> list[str]:
             f"({refs}), for ours and for the paper, and is what carries over."]
 
 
+def _test_set_note(ours: Mapping[str, Sequence[int]], paper: Mapping[str, int]) -> str:
+    """'Test sets of our runs: activitynet 4869 videos (the paper's: 4869); ...', flagging a size that differs."""
+    parts = []
+    for dataset, sizes in ours.items():
+        text = f"{dataset} {' / '.join(str(n) for n in sizes)} videos"
+        if dataset in paper:
+            same = sizes == [paper[dataset]]
+            text += f" (the paper's: {paper[dataset]}{'' if same else '; R@k not comparable where the sizes differ'})"
+        parts.append(text)
+    return "Test sets of our runs: " + "; ".join(parts) + "."
+
+
 def _footnotes(frame: pd.DataFrame) -> list[str]:
     columns = frame.attrs["columns"]
     notes = []
@@ -347,6 +363,8 @@ def _footnotes(frame: pd.DataFrame) -> list[str]:
         notes.append("A note such as 'global batch 8, paper 128', 'weights not OpenAI's' or 'randomly initialised "
                      "backbone' on our line: that run was trained otherwise than the paper (from the settings and the "
                      "sha256 of the weights it recorded). Its numbers are ours, not a reproduction of the row.")
+    if frame.attrs.get("test_sets"):
+        notes.append(_test_set_note(frame.attrs["test_sets"], frame.attrs.get("paper_test_sets") or {}))
     notes.append("ours − paper: differences on the retrieval columns (R@k in points, MdR/MnR in ranks). "
                  "Ours = last-epoch model, mean ± std over seeds when there are several.")
     notes.append("best-epoch T→V R@1 (test-selected): the original code's protocol, choosing the epoch with the "

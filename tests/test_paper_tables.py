@@ -237,3 +237,15 @@ def test_lines_say_how_runs_departed_from_the_paper(paper, experiments):
     random = {**metrics(10.0), "weights": {"random": True, "init_seed": 0}}
     md = render_table("table1", paper, experiments, {"msvd_b32_meanP": [random]}, "demo", {}, defaults).markdown
     assert "randomly initialised backbone, not OpenAI's CLIP" in md
+
+
+def test_tables_state_the_test_set_size_beside_the_papers(paper, experiments):
+    assert paper["test_videos"] == {"msrvtt": 1000, "msvd": 670, "lsmdc": 1000, "activitynet": 4869}
+    full = metrics(30.0)
+    full["efficiency"]["n_test_videos"] = 4869
+    table = render_table("table2", paper, experiments, {"anet_b32_meanP": [full]}, "paper")
+    assert "Test sets of our runs: activitynet 4869 videos (the paper's: 4869)." in table.markdown
+    short = metrics(30.0)
+    short["efficiency"]["n_test_videos"] = 4860  # a copy lacking 9 of the original's videos
+    table = render_table("table2", paper, experiments, {"anet_b32_meanP": [short]}, "paper")
+    assert "activitynet 4860 videos (the paper's: 4869; R@k not comparable where the sizes differ)" in table.markdown
