@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-PACKAGES = ("centerclip", "torch", "numpy", "h5py", "decord", "pandas", "snakemake", "scikit-learn")
+PACKAGES = ("centerclip", "torch", "numpy", "h5py", "decord", "pandas", "snakemake")
 
 
 def git_commit(cwd: str | os.PathLike | None = None) -> str:

@@ -3,7 +3,7 @@
 
 
 localrules:
-    test_coverage,
+    check_test_videos,
 
 
 rule compress_shard:
@@ -60,7 +60,7 @@ rule frame_cache:
         "../workflow_scripts/frame_cache.py"
 
 
-rule test_coverage:
+rule check_test_videos:
     """Stop when a test video is bad and the config does not allow it to be missing; the cache and the
     bad-video list stay, so allowing it (or replacing the video) reruns only what depends on it."""
     input:
@@ -70,8 +70,8 @@ rule test_coverage:
     params:
         allowed=lambda wc: dataset_cfg(wc.dataset).get("allow_missing_test_videos", []),
     log:
-        os.path.join(LOGS, "test_coverage", "{dataset}.log"),
+        os.path.join(LOGS, "check_test_videos", "{dataset}.log"),
     conda:
         ENV
     script:
-        "../workflow_scripts/test_coverage.py"
+        "../workflow_scripts/check_test_videos.py"

@@ -66,13 +66,13 @@ use rule frame_cache as test_frame_cache with:
         os.path.join(BENCH, "frame_cache_test_only", "{dataset}.tsv")
 
 
-use rule test_coverage as test_only_coverage with:
+use rule check_test_videos as check_test_only_videos with:
     input:
         bad=test_only_file("{dataset}", "bad_videos.tsv"),
     output:
         test_only_file("{dataset}", "test_coverage.json"),
     log:
-        os.path.join(LOGS, "test_coverage_test_only", "{dataset}.log"),
+        os.path.join(LOGS, "check_test_videos_test_only", "{dataset}.log"),
 
 
 rule evaluate_released:

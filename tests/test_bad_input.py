@@ -9,7 +9,7 @@ The documented outcome of each case (README, "Bad input"):
   3 fps with the shorter side 224 and cached; a short clip repeats its last frame, masked;
 * broken videos (truncated, zero-byte, text named .mp4, audio-only) are listed in
   ``bad_videos.tsv`` and in the cache with the reason; training goes on without them;
-* a broken TEST video stops the run at the ``test_coverage`` rule, naming the video and the config
+* a broken TEST video stops the run at the ``check_test_videos`` rule, naming the video and the config
   key, while the cache and the bad-video list stay; once the config allows it to be missing, only
   what depends on the check runs, the evaluation leaves it out and the table says the test set
   was incomplete;
@@ -141,7 +141,7 @@ def pipeline(tmp_path_factory):
     state = {"first": first, "cache_mtime": (data / "frames.h5").stat().st_mtime_ns if (data / "frames.h5").exists()
              else None, "bad_after_first": (data / "bad_videos.tsv").read_text() if (data / "bad_videos.tsv").exists()
              else None, "checkpoint_after_first": (work / f"results/demo/runs/msrvtt/{RUN}/seed42/checkpoint.pt").exists(),
-             "coverage_log": (work / "results/demo/logs/test_coverage/msrvtt.log").read_text()}
+             "coverage_log": (work / "results/demo/logs/check_test_videos/msrvtt.log").read_text()}
     second = _snakemake(work, _config(raw, allowed=["test_truncated"]), METRICS, "results/demo/tables/table3.md")
     return dict(cases=cases, work=work, data=data, second=second, **state)
 
@@ -155,7 +155,7 @@ def test_unallowed_bad_test_video_stops_the_run_and_keeps_the_cache(pipeline):
     assert first.returncode != 0
     log = pipeline["coverage_log"]
     assert "test_truncated" in log and "datasets.msrvtt.allow_missing_test_videos" in log and "truncated" in log
-    assert "test_coverage" in out  # the failing rule is named
+    assert "check_test_videos" in out  # the failing rule is named
     assert pipeline["cache_mtime"] is not None and pipeline["bad_after_first"] is not None  # kept, not deleted
     assert not pipeline["checkpoint_after_first"]  # nothing trained on an unchecked test set
 
@@ -220,7 +220,7 @@ def test_allowed_bad_test_video_is_left_out_and_said_so(pipeline):
     plan = _snakemake(work, _config(raw, allowed=["test_truncated", "another"]), METRICS, "-n").stdout
     jobs = {parts[0]: parts[1] for parts in map(str.split, plan.splitlines())
             if len(parts) == 2 and parts[1].isdigit() and not parts[0].endswith(":")}  # the "Job stats" table
-    assert jobs == {"test_coverage": "1", "total": "1"}, plan[-2000:]
+    assert jobs == {"check_test_videos": "1", "total": "1"}, plan[-2000:]
 
 
 def test_html_and_emoji_caption_survive_to_the_tokens(pipeline):

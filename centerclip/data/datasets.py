@@ -19,8 +19,8 @@ def sample_frame_indices(n: int, num_frames: int, train: bool, rng: np.random.Ge
                          ) -> tuple[np.ndarray, np.ndarray]:
     """Choose ``num_frames`` of a video's ``n`` frames, as the original code does.
 
-    Training: one random frame inside each of ``num_frames`` equal segments (when segments are
-    shorter than a frame but n > num_frames: sorted distinct random frames). Evaluation: the
+    Training: one random frame inside each of ``num_frames`` equal segments of ``n // num_frames``
+    frames (n > num_frames here, so a segment holds at least one frame). Evaluation: the
     segment centres exactly as the original computes them, ``int(tick / 2.0 + tick * i)`` with
     ``tick = n / num_frames`` in double precision. Short videos (n <= num_frames): all frames,
     then the last one repeated.
@@ -36,9 +36,7 @@ def sample_frame_indices(n: int, num_frames: int, train: bool, rng: np.random.Ge
         return idx.astype(np.int64), mask
     if train:
         rng = rng if rng is not None else np.random.default_rng()
-        seg = n // num_frames
-        if seg == 0:  # pragma: no cover - n > num_frames implies seg >= 1; kept for clarity
-            return np.sort(rng.choice(n, num_frames, replace=False)).astype(np.int64), mask
+        seg = n // num_frames  # >= 1: n > num_frames
         idx = np.arange(num_frames) * seg + rng.integers(0, seg, size=num_frames)
         return idx.astype(np.int64), mask
     # The original's expression, evaluated in the same order in Python floats: ``tick * i`` (not

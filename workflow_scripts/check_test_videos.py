@@ -1,4 +1,4 @@
-"""Rule test_coverage: stop when a bad test video is not allowed to be missing; else record the coverage."""
+"""Rule check_test_videos: stop when a bad test video is not allowed to be missing; else record the coverage."""
 
 from _log import redirect_to_log
 
