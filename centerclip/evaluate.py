@@ -28,7 +28,7 @@ from centerclip import atomic
 from centerclip.data.annotations import read_manifest
 from centerclip.data.datasets import VideoTextDataset
 from centerclip.metrics import retrieval_metrics
-from centerclip.model import RetrievalModel, build_clip
+from centerclip.model import RetrievalModel, read_checkpoint
 from centerclip.provenance import provenance
 from centerclip.run_config import EvalSettings, RunConfig
 from centerclip.tokenizer import tokenize
@@ -139,14 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     try:
-        ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-        cfg = RunConfig.from_dict(ckpt["run_config"])
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
-        log.error("%s: not a training checkpoint of this package (%s)", args.checkpoint, exc)
+        ckpt = read_checkpoint(args.checkpoint)
+        model, cfg = RetrievalModel.from_checkpoint(ckpt)
+    except ValueError as exc:
+        log.error("%s", exc)
         return 1
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = RetrievalModel(build_clip(cfg.model), cfg.reduction)
-    model.load_state_dict(ckpt["model"])
     model.to(device)
     metrics = evaluate(model, cfg, device)
     summary = ckpt.get("summary", {})

@@ -280,17 +280,28 @@ def frames_per_segment_settings(num_frames: int, count: int = 4) -> list[int]:
     return [d for d in range(1, num_frames + 1) if num_frames % d == 0][:count]
 
 
-def figure5_from_checkpoint(checkpoint_path, cache_path, video_id: str, out_png, out_pdf, label: str,
-                            num_frames: int = 12, block: int = 6, clusters: int = 49):
-    """Figure 5 for one cached video and a training checkpoint of this package: k-medoids++ after
-    ``block`` blocks with ``clusters`` centres per segment, for 1, 2, 3, ... frames per segment."""
+def figure5_from_checkpoint(checkpoint_path, cache_path, video_id: str, out_png, out_pdf, label: str):
+    """Figure 5 for one cached video and a training checkpoint of this package: the run's own first
+    reduction stage (its algorithm, block B, K and options, read from the checkpoint) with 1, 2, 3, ...
+    frames per segment, on the run's evaluation frames."""
+    from dataclasses import replace
+
     from centerclip.visualize import kept_patches, load_checkpoint_video
 
-    visual, frames_uint8, frames = load_checkpoint_video(checkpoint_path, cache_path, video_id, num_frames)
-    settings = [(per, kept_patches(visual, frames, block, num_frames // per, clusters))
-                for per in frames_per_segment_settings(num_frames)]
-    caption = (f"Video {video_id}, {num_frames} frames; k-medoids++ after block {block}, K = {clusters} per segment "
-               f"(all tokens kept where a segment has ≤ K). Bright: kept centre tokens; dimmed: dropped; "
-               "border colour = segment.")
+    model, cfg, frames_uint8, frames = load_checkpoint_video(checkpoint_path, cache_path, video_id)
+    reduction = cfg.reduction
+    if reduction.method not in ("centerclip", "sparse") or not reduction.stages:
+        raise ValueError(f"{checkpoint_path}: Figure 5 shows kept tokens, but run {cfg.run_id} uses "
+                         f"{reduction.method!r}, which keeps no subset of tokens (name a clustering run for figure5)")
+    stage, t = reduction.stages[0], frames.shape[0]
+    visual = model.clip.visual
+    settings = [(per, kept_patches(visual, frames, replace(stage, segments=t // per), reduction.method))
+                for per in frames_per_segment_settings(t)]
+    name = {"kmedoids": "k-medoids++", "spectral": "spectral clustering"}[stage.algorithm]
+    if reduction.method == "sparse":
+        name = "sparse sampling"
+    caption = (f"Run {cfg.run_id}, video {video_id}, {t} frames; {name} after block {stage.block}, "
+               f"K = {stage.clusters} per segment (the run's own S = {stage.segments}; all tokens kept where a "
+               "segment has ≤ K). Bright: kept centre tokens; dimmed: dropped; border colour = segment.")
     return plot_figure5(frames_uint8, settings, visual.grid, visual.patch_size, out_png, out_pdf, label,
                         caption=caption)

@@ -103,9 +103,10 @@ def sparse_indices(total: int, k: int, training: bool) -> Tensor:
     return torch.tensor([int(tick / 2 + tick * i) for i in range(k)], dtype=torch.long)
 
 
-def _select_tokens(tokens: Tensor, stage: ClusterStage, method: str, training: bool, segments: int) -> Tensor:
+def _select_tokens(tokens: Tensor, stage: ClusterStage, method: str, training: bool, segments: int
+                   ) -> tuple[Tensor, Tensor]:
     """Reduce each row of ``tokens`` [R, N, W] (R = B·S, video-major) to the kept tokens [R, K, W]
-    (ascending order)."""
+    (ascending order); also returns their positions in the row, long [R, K]."""
     r, n, w = tokens.shape
     k = min(stage.clusters, n)
     if method == "centerclip":
@@ -122,15 +123,18 @@ def _select_tokens(tokens: Tensor, stage: ClusterStage, method: str, training: b
         keep = per_segment.to(tokens.device).repeat(r // segments, 1)
     else:  # pragma: no cover - guarded by TokenReduction
         raise ValueError(method)
-    return tokens.gather(1, keep.unsqueeze(-1).expand(-1, -1, w))
+    return tokens.gather(1, keep.unsqueeze(-1).expand(-1, -1, w)), keep
 
 
 def reduce_tokens(x: Tensor, seg_mask: Tensor, stage: ClusterStage, method: str, training: bool,
-                  segment_valid: str = "any") -> tuple[Tensor, Tensor]:
+                  segment_valid: str = "any", source: Tensor | None = None
+                  ) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor | None]:
     """Apply one stage. ``x`` [B·G, 1+n, W] (G sequences per video), ``seg_mask`` bool [B, G].
 
     Returns x [B·S, 1+K, W] and the segment mask [B, S] (a segment is valid when its last
-    sequence is).
+    sequence is). With ``source`` long [B·G, n] (where each patch token came from, e.g. its
+    frame·P + patch in the video), also returns the kept tokens' sources [B·S, K] (None after
+    pooling, whose tokens are means over frames).
     """
     b, g = seg_mask.shape
     s = stage.segments
@@ -140,12 +144,18 @@ def reduce_tokens(x: Tensor, seg_mask: Tensor, stage: ClusterStage, method: str,
     _, length, w = x.shape
     x = x.view(b, s, per, length, w)
     cls = x[:, :, :, 0].mean(dim=2).reshape(b * s, 1, w)
+    keep = None
     if method == "pooling":
         kept = x[:, :, :, 1:].mean(dim=2).reshape(b * s, length - 1, w)
     else:
-        kept = _select_tokens(x[:, :, :, 1:].reshape(b * s, per * (length - 1), w), stage, method, training, s)
+        kept, keep = _select_tokens(x[:, :, :, 1:].reshape(b * s, per * (length - 1), w), stage, method,
+                                    training, s)
     parts = seg_mask.view(b, s, per)
-    return torch.cat([cls, kept], dim=1), parts.any(dim=-1) if segment_valid == "any" else parts[..., -1]
+    out = torch.cat([cls, kept], dim=1), parts.any(dim=-1) if segment_valid == "any" else parts[..., -1]
+    if source is None:
+        return out
+    kept_source = None if keep is None else source.reshape(b * s, per * (length - 1)).gather(1, keep.to(source.device))
+    return (*out, kept_source)
 
 
 def temporal_shift(x: Tensor, frames: int, tokens: slice, fold_div: int = 8) -> Tensor:
@@ -183,11 +193,16 @@ def _shifted_block(block: torch.nn.Module, x: Tensor, frames: int, method: str) 
 
 
 def encode_segments(visual: torch.nn.Module, video: Tensor, mask: Tensor, reduction: TokenReduction,
-                    training: bool = False) -> tuple[Tensor, Tensor]:
+                    training: bool = False, trace: list | None = None) -> tuple[Tensor, Tensor]:
     """Run the vision transformer on a batch of videos.
 
     video float [B, T, 3, H, W], mask bool [B, T] -> segment features [B, G, E] (not normalised;
     G = T for meanP, else the last stage's S) and segment mask bool [B, G].
+
+    ``trace``: a list to which each stage appends ``(stage, kept)``, ``kept`` long [B, S, K] = which
+    patches of the video its kept tokens are, as ``frame · P + patch`` (P patches per frame, raster
+    order), through every earlier stage (as ToMe's ``trace_source`` records token sources during the
+    normal forward); None for pooling, whose tokens are means over frames. The forward is unchanged.
     """
     b, t = video.shape[:2]
     blocks = visual.transformer.resblocks
@@ -196,10 +211,19 @@ def encode_segments(visual: torch.nn.Module, video: Tensor, mask: Tensor, reduct
         raise ValueError(f"stage after block {stages[-1].block} but the model has {len(blocks)} blocks")
     x = visual.embed(video.flatten(0, 1))  # [B·T, 1+P, W]
     seg_mask = mask.bool()
+    source = None
+    if trace is not None:  # every patch token's place in its video: frame · P + patch
+        p = x.shape[1] - 1
+        source = torch.arange(t * p, device=x.device).view(1, t, p).expand(b, t, p).reshape(b * t, p)
     for i, block in enumerate(blocks):
         while stages and stages[0].block == i:
-            x, seg_mask = reduce_tokens(x, seg_mask, stages.pop(0), reduction.method, training,
-                                        reduction.segment_valid)
+            stage = stages.pop(0)
+            if source is None:
+                x, seg_mask = reduce_tokens(x, seg_mask, stage, reduction.method, training, reduction.segment_valid)
+                continue
+            x, seg_mask, source = reduce_tokens(x, seg_mask, stage, reduction.method, training,
+                                                reduction.segment_valid, source)
+            trace.append((stage, None if source is None else source.view(b, stage.segments, -1)))
         if reduction.method in ("token_shift", "temporal_shift"):
             x = _shifted_block(block, x, t, reduction.method)
         else:

@@ -1,51 +1,40 @@
-"""Figure 5's computation: which patches survive CenterCLIP's token clustering.
+"""Figure 5's computation: which patches survive a run's token reduction.
 
-:func:`kept_patches` runs a CLIP vision transformer's first ``block`` blocks on a video's
-frames exactly as :func:`centerclip.video_encoder.encode_segments` does, cuts the frames into
-``segments`` consecutive segments and clusters each segment's patch tokens with k-medoids++;
-the medoids are the kept (centre) tokens. :func:`load_checkpoint_video` reads what Figure 5
-needs from a training checkpoint of this package and the frame cache.
+:func:`kept_patches` runs the video encoder's normal forward on a video's frames with a trace of
+token sources (:func:`centerclip.video_encoder.encode_segments`), so what it shows is what the model
+keeps: k-medoids++ or spectral clustering, L2-normalised or not, at the run's block and K.
+:func:`load_checkpoint_video` reads the model of a training checkpoint and one cached video.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from centerclip.clustering import kmedoids
+from centerclip.video_encoder import ClusterStage, TokenReduction, encode_segments
 
 
 @torch.no_grad()
-def kept_patches(visual: torch.nn.Module, frames: Tensor, block: int, segments: int, clusters: int,
-                 l2_normalize: bool = False) -> list[Tensor]:
-    """Kept token indices per segment.
-
-    ``frames``: float [T, 3, H, W], CLIP-normalised. The T frames are cut into ``segments``
-    segments of T / segments frames; each segment's patch tokens (frame-major, raster order, no
-    CLS) after ``block`` blocks are clustered into min(clusters, tokens) clusters. Returns one
-    ascending LongTensor of indices into the segment's patch list per segment: index i is patch
-    ``i % grid²`` (raster order) of the segment's frame ``i // grid²``.
+def kept_patches(visual: torch.nn.Module, frames: Tensor, stage: ClusterStage, method: str = "centerclip"
+                 ) -> list[Tensor]:
+    """Kept token indices per segment when ``stage`` (with ``method``: centerclip or sparse) reduces
+    the tokens of ``frames`` float [T, 3, H, W] (CLIP-normalised), run through the encoder as in
+    evaluation. Returns one ascending LongTensor per segment of indices into the segment's patch list:
+    index i is patch ``i % grid²`` (raster order) of the segment's frame ``i // grid²``.
     """
     t = frames.shape[0]
-    blocks = visual.transformer.resblocks
-    if not 0 <= block <= len(blocks):
-        raise ValueError(f"block must be in 0..{len(blocks)} for this model, got {block}")
-    if segments < 1 or t % segments:
-        raise ValueError(f"{t} frames cannot be cut into {segments} equal segments")
-    x = visual.embed(frames)  # [T, 1+P, W]
-    for b in blocks[:block]:
-        x = b(x)
-    patches = x[:, 1:]
-    p, w = patches.shape[1:]
-    per_segment = patches.reshape(segments, (t // segments) * p, w).float()
-    k = min(clusters, per_segment.shape[1])
-    medoids = kmedoids(per_segment, k, l2_normalize=l2_normalize).medoids.cpu()
-    return list(medoids)
+    if stage.segments < 1 or t % stage.segments:
+        raise ValueError(f"{t} frames cannot be cut into {stage.segments} equal segments")
+    trace: list = []
+    encode_segments(visual, frames[None], torch.ones(1, t, dtype=torch.bool, device=frames.device),
+                    TokenReduction(method, (stage,)), training=False, trace=trace)
+    (_, kept), = trace
+    per_segment = (t // stage.segments) * visual.grid ** 2
+    offsets = torch.arange(stage.segments, device=kept.device)[:, None] * per_segment
+    return list((kept[0] - offsets).sort(dim=1).values.cpu())
 
 
 def patch_mask(kept: Tensor | np.ndarray, frames_per_segment: int, grid: int) -> np.ndarray:
@@ -59,26 +48,16 @@ def patch_mask(kept: Tensor | np.ndarray, frames_per_segment: int, grid: int) ->
 
 
 def load_checkpoint_video(checkpoint_path: str | os.PathLike, cache_path: str | os.PathLike, video_id: str,
-                          num_frames: int = 12) -> tuple[torch.nn.Module, np.ndarray, Tensor]:
-    """(vision transformer, uint8 frames [T, S, S, 3] at the model's resolution, normalised float
-    frames [T, 3, S, S]) for a training checkpoint of this package and one cached video, with the
-    evaluation frame sampling (segment centres)."""
+                          num_frames: int | None = None):
+    """(model, run config, uint8 frames [T, S, S, 3] at the model's resolution, normalised float frames
+    [T, 3, S, S]) for a training checkpoint of this package and one cached video, with the evaluation
+    frame sampling (segment centres) and the run's evaluation frame count unless ``num_frames`` is given."""
     from centerclip.data.datasets import normalise_frames, sample_frame_indices
     from centerclip.data.frame_cache import FrameCache
-    from centerclip.model import RetrievalModel, build_clip
-    from centerclip.run_config import RunConfig
+    from centerclip.model import RetrievalModel
 
-    path = Path(checkpoint_path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        cfg = RunConfig.from_dict(ckpt["run_config"])
-    except (OSError, KeyError, ValueError, RuntimeError, TypeError, EOFError, pickle.UnpicklingError) as exc:
-        raise ValueError(f"{path}: not a training checkpoint of this package ({exc})") from None
-    model = RetrievalModel(build_clip(cfg.model), cfg.reduction)
-    model.load_state_dict(ckpt["model"])
-    model.eval()
-    visual = model.clip.visual
-
+    model, cfg = RetrievalModel.from_checkpoint(checkpoint_path)
+    num_frames = num_frames or cfg.eval.num_frames
     cache = FrameCache(cache_path)
     try:
         if video_id not in cache:
@@ -88,9 +67,9 @@ def load_checkpoint_video(checkpoint_path: str | os.PathLike, cache_path: str | 
         frames = cache.read(video_id, idx)
     finally:
         cache.close()
-    size = visual.input_resolution
+    size = model.clip.visual.input_resolution
     if frames.shape[1] != size or frames.shape[2] != size:
         t = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
         t = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)
         frames = t.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
-    return visual, frames, normalise_frames(frames)
+    return model, cfg, frames, normalise_frames(frames)

@@ -13,6 +13,8 @@ import yaml
 from centerclip.clip import CLIP, CLIPConfig
 from centerclip.paper_figures import (figure_points, frames_per_segment_settings, plot_figure3, plot_figure4,
                                       plot_figure5)
+from centerclip.clustering import kmedoids, spectral
+from centerclip.video_encoder import ClusterStage
 from centerclip.visualize import kept_patches, patch_mask
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,17 +137,31 @@ def test_kept_patches_count_and_order(visual):
     frames = torch.randn(6, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     grid2 = TINY.grid ** 2  # 16 patches per frame
     for segments, clusters in ((6, 5), (3, 7), (2, 10), (1, 96)):
-        kept = kept_patches(visual, frames, block=2, segments=segments, clusters=clusters)
+        kept = kept_patches(visual, frames, ClusterStage(2, segments, clusters))
         assert len(kept) == segments
         n = (6 // segments) * grid2
         for idx in kept:
             assert idx.dtype == torch.long and len(idx) == min(clusters, n)
             assert torch.all(idx[1:] > idx[:-1]) and 0 <= int(idx.min()) and int(idx.max()) < n
-    assert kept_patches(visual, frames, 0, 3, 4)[0].shape == (4,)  # clustering on the embeddings
+    assert kept_patches(visual, frames, ClusterStage(0, 3, 4))[0].shape == (4,)  # clustering on the embeddings
     with pytest.raises(ValueError, match="segments"):
-        kept_patches(visual, frames, 2, 4, 5)
+        kept_patches(visual, frames, ClusterStage(2, 4, 5))
     with pytest.raises(ValueError, match="block"):
-        kept_patches(visual, frames, 5, 3, 5)
+        kept_patches(visual, frames, ClusterStage(5, 3, 5))
+
+
+def test_kept_patches_are_what_the_clustering_keeps(visual):
+    """The figure's indices are the encoder's own: k-medoids / spectral on the tokens after block B."""
+    frames = torch.randn(6, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        x = visual.embed(frames)
+        for blk in visual.transformer.resblocks[:2]:
+            x = blk(x)
+    rows = x[:, 1:].reshape(3, 2 * TINY.grid ** 2, -1)
+    for stage, expected in ((ClusterStage(2, 3, 7), kmedoids(rows, 7).medoids),
+                            (ClusterStage(2, 3, 7, algorithm="spectral", knn=5), spectral(rows, 7, knn=5).medoids),
+                            (ClusterStage(2, 3, 7, l2_normalize=True), kmedoids(rows, 7, l2_normalize=True).medoids)):
+        assert torch.equal(torch.stack(kept_patches(visual, frames, stage)), expected), stage
 
 
 def test_patch_mask():
@@ -161,7 +177,7 @@ def test_figure5(tmp_path, visual):
     frames = torch.from_numpy(frames_uint8).permute(0, 3, 1, 2).float() / 255.0
     pers = frames_per_segment_settings(t)
     assert pers == [1, 2, 3, 4]
-    settings = [(per, kept_patches(visual, frames, 2, t // per, 6)) for per in pers]
+    settings = [(per, kept_patches(visual, frames, ClusterStage(2, t // per, 6))) for per in pers]
     fig = plot_figure5(frames_uint8, settings, grid=4, patch=16, out_png=tmp_path / "f5.png",
                        out_pdf=tmp_path / "f5.pdf", label="demo")
     written(tmp_path / "f5.png", tmp_path / "f5.pdf")
@@ -201,18 +217,31 @@ def test_figure5_from_checkpoint(tmp_path):
     write_cache(tmp_path / "frames.h5", "video7", rng.integers(0, 256, size=(20, 80, 80, 3), dtype=np.uint8))
     raw = {"run_id": "lsmdc/x/seed0", "dataset": "lsmdc", "cache": str(tmp_path / "frames.h5"),
            "manifest": str(tmp_path / "manifest.csv"), "model": {"random": asdict(TINY)},
-           "reduction": {"method": "centerclip", "stages": [{"block": 2, "segments": 3, "clusters": 8}]}}
+           "reduction": {"method": "centerclip", "stages": [{"block": 2, "segments": 3, "clusters": 8}]},
+           "eval": {"num_frames": 6}}
     cfg = RunConfig.from_dict(raw)
     model = RetrievalModel(build_clip(cfg.model), cfg.reduction)
     torch.save({"run_config": raw, "model": model.state_dict()}, tmp_path / "checkpoint.pt")
+    # the run's own setting, read from the checkpoint: 6 evaluation frames, block 2, K = 8
     fig = figure5_from_checkpoint(tmp_path / "checkpoint.pt", tmp_path / "frames.h5", "video7",
-                                  tmp_path / "f5.png", tmp_path / "f5.pdf", "demo", num_frames=6, block=2,
-                                  clusters=8)  # cache frames 80 px are resized to the model's 64
+                                  tmp_path / "f5.png", tmp_path / "f5.pdf", "demo")  # 80 px frames -> the model's 64
     written(tmp_path / "f5.png", tmp_path / "f5.pdf")
     assert len(fig.axes) == 4 * 6 and "video7" in all_text(fig)
+    assert "k-medoids++ after block 2, K = 8" in all_text(fig) and "the run's own S = 3" in all_text(fig)
     with pytest.raises(KeyError, match="nope"):
         figure5_from_checkpoint(tmp_path / "checkpoint.pt", tmp_path / "frames.h5", "nope",
-                                tmp_path / "g.png", tmp_path / "g.pdf", "demo", num_frames=6, block=2)
+                                tmp_path / "g.png", tmp_path / "g.pdf", "demo")
+    spectral = {**raw, "reduction": {"method": "centerclip", "stages": [
+        {"block": 1, "segments": 2, "clusters": 5, "algorithm": "spectral", "knn": 6}]}}
+    torch.save({"run_config": spectral, "model": model.state_dict()}, tmp_path / "spectral.pt")
+    fig = figure5_from_checkpoint(tmp_path / "spectral.pt", tmp_path / "frames.h5", "video7",
+                                  tmp_path / "s.png", tmp_path / "s.pdf", "demo")
+    assert "spectral clustering after block 1, K = 5" in all_text(fig)
+    meanp = {**raw, "reduction": {"method": "meanP"}}
+    torch.save({"run_config": meanp, "model": model.state_dict()}, tmp_path / "meanp.pt")
+    with pytest.raises(ValueError, match="keeps no subset of tokens"):
+        figure5_from_checkpoint(tmp_path / "meanp.pt", tmp_path / "frames.h5", "video7",
+                                tmp_path / "m.png", tmp_path / "m.pdf", "demo")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a training checkpoint"):
         figure5_from_checkpoint(tmp_path / "bad.pt", tmp_path / "frames.h5", "video7",

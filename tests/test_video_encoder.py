@@ -177,3 +177,29 @@ def test_stage_block_a_clusters_after_the_a_th_block(clip6, a):
     torch.testing.assert_close(late, late_ref, rtol=1e-5, atol=1e-6)
     assert (got - late).abs().max() > 1e-3  # one block later is a different model: the test has teeth
     assert (got - late_ref).abs().max() > 1e-3
+
+
+def test_a_trace_reports_which_patches_each_stage_keeps_without_changing_the_forward():
+    """ToMe-style source tracking: (B2 - 4, 5) then (B3 - 2, 3) on 12 frames of 16 patches. The second
+    stage's sources are patches of the video (frame * 16 + patch), found through the first stage."""
+    from centerclip.clip import CLIP, CLIPConfig
+
+    torch.manual_seed(0)
+    visual = CLIP(CLIPConfig(32, 64, 4, 64, 16, 77, 49408, 64, 1, 1)).eval().visual
+    video = torch.randn(2, 12, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    mask = torch.ones(2, 12, dtype=torch.bool)
+    reduction = TokenReduction("centerclip", (ClusterStage(2, 4, 5), ClusterStage(3, 2, 3)))
+    trace = []
+    with torch.no_grad():
+        traced, _ = encode_segments(visual, video, mask, reduction, trace=trace)
+        plain, _ = encode_segments(visual, video, mask, reduction)
+    assert torch.equal(traced, plain)
+    (first, kept1), (second, kept2) = trace
+    assert (first.block, kept1.shape, second.block, kept2.shape) == (2, (2, 4, 5), 3, (2, 2, 3))
+    # stage 1: segment s of 3 frames keeps patches of its own frames 3s..3s+2
+    seg_of = kept1 // 16 // 3
+    assert torch.equal(seg_of, torch.arange(4).view(1, 4, 1).expand(2, 4, 5))
+    # stage 2: every kept token is one stage 1 kept, in the merged segments (0-1, 2-3)
+    for b in range(2):
+        for s in range(2):
+            assert set(kept2[b, s].tolist()) <= set(kept1[b, 2 * s:2 * s + 2].flatten().tolist())
