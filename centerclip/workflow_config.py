@@ -118,6 +118,22 @@ def load_experiments(config: dict) -> tuple[dict, dict, dict]:
     return experiments, defaults, left_out
 
 
+#: The frame cache of a dataset, under <data_dir>/<dataset>/.
+CACHE_NAME = "frames.h5"
+
+
+def default_train_split(dataset_cfg: dict) -> str | None:
+    """The train split a dataset's plain manifest.csv holds: the first of its ``train_splits`` (MSR-VTT's
+    9k in the configs), None for datasets with one split."""
+    return (dataset_cfg.get("train_splits") or [None])[0]
+
+
+def manifest_name(dataset_cfg: dict, split: str | None = None) -> str:
+    """The file name, under <data_dir>/<dataset>/, of the manifest for training on ``split``:
+    manifest.csv for the default split, manifest_<split>.csv for another."""
+    return "manifest.csv" if split in (None, default_train_split(dataset_cfg)) else f"manifest_{split}.csv"
+
+
 def run_config(config: dict, experiments: dict, dataset_defaults: dict, experiment: str, seed: int | str) -> dict:
     """The complete config of one run, as the train and evaluate jobs read it.
 
@@ -139,9 +155,7 @@ def run_config(config: dict, experiments: dict, dataset_defaults: dict, experime
                           * scale.get("epochs", 1.0)))
     train = {**base_train, "num_frames": frames, "context_length": context, "lr": lr, "epochs": epochs,
              "seed": int(seed)}
-    splits = config["datasets"][dataset].get("train_splits")
-    split = exp.get("train_split")
-    manifest = "manifest.csv" if not splits or split in (None, splits[0]) else f"manifest_{split}.csv"
+    manifest = manifest_name(config["datasets"][dataset], exp.get("train_split"))
     reduction = {"method": exp["method"]}
     if exp.get("stages"):
         reduction["stages"] = [dict(s) for s in exp["stages"]]
@@ -153,7 +167,7 @@ def run_config(config: dict, experiments: dict, dataset_defaults: dict, experime
         "dataset": dataset,
         "experiment": experiment,
         "backbone": exp["backbone"],
-        "cache": os.path.join(data, "frames.h5"),
+        "cache": os.path.join(data, CACHE_NAME),
         "manifest": os.path.join(data, manifest),
         "model": dict(config["backbones"][exp["backbone"]]),
         "reduction": reduction,

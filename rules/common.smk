@@ -5,7 +5,10 @@ import sys
 from centerclip.data.sources import CLIP_RELEASES, SOURCES, missing_files
 from centerclip.released_table import CheckpointListError, read_checkpoint_list
 from centerclip.workflow_config import (
+    CACHE_NAME,
     ConfigError,
+    default_train_split,
+    manifest_name,
     load_experiments,
     resolve_config_path,
     run_config,
@@ -26,6 +29,8 @@ PAPER_NUMBERS = str(resolve_config_path(config, "paper_numbers"))
 DATA = config["data_dir"]
 RESULTS = config["results_dir"]
 LOGS = os.path.join(RESULTS, "logs")
+# sha256 of every download without a published digest, recorded at its first download and checked after
+DIGESTS = os.path.join(DATA, "download_digests.tsv")
 BENCH = os.path.join(RESULTS, "benchmarks")
 ENV = "../environment.yml"
 TABLES = [f"table{n}" for n in range(1, 10)]
@@ -78,7 +83,7 @@ def unavailable_reason(dataset):
     if not missing:
         return None
     return (f"{dataset} not provided: {len(missing)} required files missing under {raw_dir(dataset)} "
-            f"(run `snakemake {os.path.join(DATA, dataset, 'raw.ready')}` for the list and where to obtain them)")
+            f"(run `snakemake {data_file(dataset, 'raw.ready')}` for the list and where to obtain them)")
 
 
 def run_dir(dataset, experiment, seed):
@@ -131,15 +136,24 @@ def metrics_by_experiment(key):
     return {e: metrics_files(e) for e in runnable(runs_showing(key))}
 
 
+def data_file(dataset, *parts):
+    """<data_dir>/<dataset>/<parts...>: every file the workflow keeps per dataset (``dataset`` may be the
+    "{dataset}" wildcard)."""
+    return os.path.join(DATA, dataset, *parts)
+
+
+def cache_file(dataset):
+    return data_file(dataset, CACHE_NAME)
+
+
 def manifest_path(dataset, split=None):
-    default = (dataset_cfg(dataset).get("train_splits") or [None])[0]
-    name = "manifest.csv" if split in (None, default) else f"manifest_{split}.csv"
-    return os.path.join(DATA, dataset, name)
+    """The manifest a run on ``split`` trains from (manifest.csv holds the default train split)."""
+    return data_file(dataset, manifest_name(dataset_cfg(dataset), split))
 
 
 def shard_outputs(wildcards):
     return expand(
-        os.path.join(DATA, "{dataset}", "compressed", "shard{shard}.tsv"),
+        data_file("{dataset}", "compressed", "shard{shard}.tsv"),
         dataset=wildcards.dataset,
         shard=range(config["preprocess"]["shards"]),
     )
@@ -153,7 +167,7 @@ def cache_storage(dataset):
 def coverage_gate(wildcards):
     """The test-coverage check of the run's dataset: an order-only input (ancient), so allowing one more
     missing test video later reruns no training."""
-    return ancient(os.path.join(DATA, wildcards.dataset, "test_coverage.json"))
+    return ancient(data_file(wildcards.dataset, "test_coverage.json"))
 
 
 # The released CLIP archives the download_clip rule fetches, by their file name under <data_dir>/models/
@@ -241,7 +255,7 @@ def figure5_inputs(wildcards):
                             "in a run's rows as figure5; only_experiments may have left that run out)")
     dataset = EXPERIMENTS[experiment]["dataset"]
     return {"checkpoint": os.path.join(run_dir(dataset, experiment, config["seeds"][0]), "checkpoint.pt"),
-            "cache": os.path.join(DATA, dataset, "frames.h5"), "manifest": manifest_path(dataset)}
+            "cache": cache_file(dataset), "manifest": manifest_path(dataset)}
 
 
 def all_outputs():
@@ -292,7 +306,11 @@ def released_url(checkpoint):
 
 def test_only_file(dataset, name):
     """A file of the test-split-only data of a dataset (what released checkpoints are evaluated on)."""
-    return os.path.join(DATA, dataset, "test_only", name)
+    return data_file(dataset, "test_only", name)
+
+
+def released_zip(checkpoint):
+    return os.path.join(DATA, "released", f"{checkpoint}.zip")
 
 
 def released_metrics(checkpoint):
@@ -301,6 +319,6 @@ def released_metrics(checkpoint):
 
 def released_inputs(wildcards):
     dataset = released_dataset(wildcards.checkpoint)
-    return {"checkpoint": os.path.join(DATA, "released", f"{wildcards.checkpoint}.zip"),
-            "manifest": test_only_file(dataset, "manifest.csv"), "cache": test_only_file(dataset, "frames.h5"),
+    return {"checkpoint": released_zip(wildcards.checkpoint),
+            "manifest": test_only_file(dataset, "manifest.csv"), "cache": test_only_file(dataset, CACHE_NAME),
             "coverage": ancient(test_only_file(dataset, "test_coverage.json"))}

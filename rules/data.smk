@@ -5,19 +5,19 @@ from centerclip.data.annotations import ACTIVITYNET_LISTS, ACTIVITYNET_LISTS_DIR
 
 # <data_dir>/<dataset>/original_splits/<file>: the workflow's own copy, never inside a `source:` copy
 ACTIVITYNET_LIST_FILES = [
-    os.path.join(DATA, "{dataset}", ACTIVITYNET_LISTS_DIR, name) for name in ACTIVITYNET_LISTS.values()
+    data_file("{dataset}", ACTIVITYNET_LISTS_DIR, name) for name in ACTIVITYNET_LISTS.values()
 ]
 
 
 rule acquire:
     """Make the dataset's raw files complete (generate / check / download) and mark them ready."""
     output:
-        os.path.join(DATA, "{dataset}", "raw.ready"),
+        data_file("{dataset}", "raw.ready"),
     params:
         mode=lambda wc: acquisition(wc.dataset),
         dataset=lambda wc: acquisition_cfg(wc.dataset),
         root=lambda wc: raw_dir(wc.dataset),
-        digest_manifest=os.path.join(DATA, "download_digests.tsv"),
+        digest_manifest=DIGESTS,
     threads: 2
     resources:
         mem_mb=2000,
@@ -35,7 +35,7 @@ rule acquire:
 rule download_clip:
     """Download a pretrained CLIP archive (OpenAI's, or the backbone's `mirror:`), verified by its sha256."""
     output:
-        os.path.join(DATA, "models", "{name}.pt"),
+        clip_path("{name}"),
     params:
         source=lambda wc: clip_download(wc.name),
     wildcard_constraints:
@@ -54,7 +54,7 @@ rule download_lists:
     """The original code's ActivityNet split lists (train_ids.json, val_ids.json, video_path.json), downloaded and
     verified by their sha256 (`mirror:` / `sha256:` of the dataset apply); a synthetic twin's own lists instead."""
     input:
-        os.path.join(DATA, "{dataset}", "raw.ready"),
+        data_file("{dataset}", "raw.ready"),
     output:
         ACTIVITYNET_LIST_FILES,
     params:
@@ -75,26 +75,26 @@ rule manifest:
     """Parse the dataset's own annotation files into one manifest (video, split, caption, source); ActivityNet's
     membership is the original code's (its split lists), and what that leaves out is recorded beside the manifest."""
     input:
-        os.path.join(DATA, "{dataset}", "raw.ready"),
+        data_file("{dataset}", "raw.ready"),
         lists=lambda wc: (
             expand(ACTIVITYNET_LIST_FILES, dataset=wc.dataset)
             if dataset_cfg(wc.dataset)["format"] == "activitynet"
             else []
         ),
     output:
-        os.path.join(DATA, "{dataset}", "manifest.csv"),
+        data_file("{dataset}", "manifest.csv"),
     params:
         format=lambda wc: dataset_cfg(wc.dataset)["format"],
         root=lambda wc: raw_dir(wc.dataset),
         options=lambda wc: (
-            {"train_split": dataset_cfg(wc.dataset)["train_splits"][0]}
+            {"train_split": default_train_split(dataset_cfg(wc.dataset))}
             if dataset_cfg(wc.dataset).get("train_splits")
             else {}
         ),
     log:
         os.path.join(LOGS, "manifest", "{dataset}.log"),
         # a record, not an input of anything: which videos of ActivityNet's lists the membership left out, and why
-        left_out=os.path.join(DATA, "{dataset}", "manifest_left_out.json"),
+        left_out=data_file("{dataset}", "manifest_left_out.json"),
     conda:
         ENV
     script:
@@ -103,7 +103,7 @@ rule manifest:
 
 use rule manifest as manifest_split with:
     output:
-        os.path.join(DATA, "{dataset}", "manifest_{split}.csv"),
+        data_file("{dataset}", "manifest_{split}.csv"),
     params:
         format=lambda wc: dataset_cfg(wc.dataset)["format"],
         root=lambda wc: raw_dir(wc.dataset),

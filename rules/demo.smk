@@ -9,7 +9,7 @@ rule pretrain_backbone:
     input:
         lambda wc: pretrain_start(wc.name),
     output:
-        weights=os.path.join(DATA, "models", "{name}.pt"),
+        weights=clip_path("{name}"),
         summary=os.path.join(DATA, "models", "{name}.pretrain.json"),
     params:
         settings=lambda wc: {**config["backbones"][PRETRAINED_HERE[wc.name]]["pretrain"],

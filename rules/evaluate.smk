@@ -5,7 +5,7 @@ rule evaluate:
     """Encode all test videos and captions once; write metrics.json with provenance."""
     input:
         checkpoint=run_file("checkpoint.pt"),
-        cache=os.path.join(DATA, "{dataset}", "frames.h5"),
+        cache=cache_file("{dataset}"),
         coverage=coverage_gate,
     output:
         run_file("metrics.json"),

@@ -11,10 +11,10 @@ rule download_released:
     """Download one released <id>.zip (resumable), its sha256 recorded on first download and checked
     after; the zip's own CRCs are checked too."""
     output:
-        os.path.join(DATA, "released", "{checkpoint}.zip"),
+        released_zip("{checkpoint}"),
     params:
         url=lambda wc: released_url(wc.checkpoint),
-        digest_manifest=os.path.join(DATA, "download_digests.tsv"),
+        digest_manifest=DIGESTS,
     wildcard_constraints:
         checkpoint="[A-Za-z0-9_.-]+",
     resources:
@@ -58,7 +58,7 @@ use rule frame_cache as test_frame_cache with:
         shards=lambda wc: [test_only_file(wc.dataset, os.path.join("compressed", f"shard{s}.tsv"))
                            for s in range(config["preprocess"]["shards"])],
     output:
-        cache=test_only_file("{dataset}", "frames.h5"),
+        cache=test_only_file("{dataset}", CACHE_NAME),
         bad=test_only_file("{dataset}", "bad_videos.tsv"),
     log:
         os.path.join(LOGS, "frame_cache_test_only", "{dataset}.log"),

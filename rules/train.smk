@@ -45,7 +45,7 @@ rule train:
     input:
         run=run_file("run.yaml"),
         kept=run_file(".checkpoint_kept"),
-        cache=os.path.join(DATA, "{dataset}", "frames.h5"),
+        cache=cache_file("{dataset}"),
         coverage=coverage_gate,
         manifest=lambda wc: manifest_path(wc.dataset, EXPERIMENTS[wc.experiment].get("train_split")),
         backbone=backbone_inputs,
