@@ -19,13 +19,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from centerclip import atomic  # noqa: E402
 
 NO_PAPER_NUMBERS = "The paper prints this figure without numbers: only our points are shown."
 DEMO_NOTE = "demo: tiny model pretrained on synthetic data"
@@ -65,15 +66,14 @@ def _title(text: str, label: str) -> str:
 
 
 def _save(fig, out_png: str | os.PathLike, out_pdf: str | os.PathLike) -> None:
-    """Write both files under a temporary name, then rename: a killed job leaves no finished-looking file."""
-    for path, fmt in ((Path(out_png), "png"), (Path(out_pdf), "pdf")):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            fig.savefig(tmp, format=fmt, dpi=130)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+    """Write both files under a temporary name, then rename: a killed job leaves no finished-looking file.
+
+    Both renames wait until both files are drawn, so a failure while drawing the PDF leaves no PNG
+    either.
+    """
+    with atomic.path(out_png) as tmp_png, atomic.path(out_pdf) as tmp_pdf:
+        fig.savefig(tmp_png, format="png", dpi=130)
+        fig.savefig(tmp_pdf, format="pdf", dpi=130)
     plt.close(fig)
 
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
-
 import yaml
 
+from centerclip import atomic
 from centerclip.video_encoder import TokenReduction
 
 
@@ -77,8 +76,5 @@ class RunConfig:
 
 
 def write_yaml_atomic(data: dict, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    os.replace(tmp, path)
+    """Write a run config as YAML (keys in their given order), atomically."""
+    atomic.write_yaml(data, path)

@@ -3,14 +3,9 @@
 Deliberately imports nothing heavy: it runs once per experiment (dozens of times in the demo).
 """
 
-import os
-
-import yaml
+from centerclip import atomic
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
-tmp = sm.output[0] + ".tmp"
-with open(tmp, "w") as f:
-    yaml.safe_dump(dict(sm.params.run), f, sort_keys=False)
-os.replace(tmp, sm.output[0])
+atomic.write_yaml(dict(sm.params.run), sm.output[0])
 with open(sm.log[0], "w") as log:
     log.write(f"wrote {sm.output[0]}\n")

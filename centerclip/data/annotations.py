@@ -54,6 +54,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
+from centerclip import atomic
+
 if TYPE_CHECKING:
     import pandas as pd
 # pandas is imported where a table is made, so that importing the layouts (sources.py, hence the
@@ -571,8 +573,6 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def write_manifest(frame: pd.DataFrame, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame[MANIFEST_COLUMNS].to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    """Write the manifest columns of ``frame`` as CSV, atomically (read back by :func:`read_manifest`)."""
+    with atomic.path(path) as tmp:
+        frame[MANIFEST_COLUMNS].to_csv(tmp, index=False)

@@ -31,6 +31,7 @@ import h5py
 import numpy as np
 import simplejpeg
 
+from centerclip import atomic
 from centerclip.data.compress import BadVideo
 
 STORAGES = ("raw", "lzf", "gzip", "jpeg")
@@ -99,14 +100,12 @@ def build_frame_cache(videos: Iterable[tuple[str, str | os.PathLike]], out_path:
     if storage not in STORAGES:
         raise ValueError(f"unknown frame cache storage {storage!r}: choose one of {', '.join(STORAGES)}")
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
     items = list(videos)
     bad: list[tuple[str, str]] = []
     ids, offsets, counts = [], [], []
-    try:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
+    with atomic.path(out_path) as tmp:
         with h5py.File(tmp, "w") as f:
             if storage == "jpeg":
                 data = f.create_dataset("jpeg", shape=(0,), maxshape=(None,), dtype=h5py.vlen_dtype(np.uint8),
@@ -143,9 +142,6 @@ def build_frame_cache(videos: Iterable[tuple[str, str | os.PathLike]], out_path:
             f.attrs.update({"size": size, "fps": fps, "storage": storage, "jpeg_quality": jpeg_quality,
                             "created_by": "centerclip.data.frame_cache", "n_videos": len(ids),
                             "total_frames": total, "n_missing": len(lost)})
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return bad
 
 

@@ -59,6 +59,7 @@ from pathlib import Path
 
 import numpy as np
 
+from centerclip import atomic
 from centerclip.data.annotations import (ACTIVITYNET_BROKEN, ACTIVITYNET_LISTS, ACTIVITYNET_LISTS_DIR, LAYOUTS,
                                          MSRVTT_FILES, MSVD_FILES)
 from centerclip.data.ffmpeg_bin import ffmpeg_exe
@@ -243,25 +244,22 @@ def write_video(frames: np.ndarray, path: Path, fps: int, threads: int | None = 
     path = Path(path)
     if path.suffix not in ENCODERS:
         raise ValueError(f"{path}: no encoder for {path.suffix!r}; use one of {sorted(ENCODERS)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    cmd = [ffmpeg or ffmpeg_exe(), "-nostdin", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-           "-s", f"{w}x{h}", "-r", str(fps), "-i", "-", "-an", *ENCODERS[path.suffix],
-           *(["-threads", str(threads)] if threads else []), "-pix_fmt", "yuv420p", str(tmp)]
-    proc = subprocess.run(cmd, input=frames.tobytes(), capture_output=True)
-    if proc.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"ffmpeg could not write {path}: {proc.stderr.decode(errors='replace')}")
-    os.replace(tmp, path)
+    # the temporary name keeps the suffix: ffmpeg picks the container from it
+    with atomic.path(path) as tmp:
+        cmd = [ffmpeg or ffmpeg_exe(), "-nostdin", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+               "-s", f"{w}x{h}", "-r", str(fps), "-i", "-", "-an", *ENCODERS[path.suffix],
+               *(["-threads", str(threads)] if threads else []), "-pix_fmt", "yuv420p", str(tmp)]
+        proc = subprocess.run(cmd, input=frames.tobytes(), capture_output=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"ffmpeg could not write {path}: {proc.stderr.decode(errors='replace')}")
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    """Write a CSV file atomically (csv's own line endings, as the real annotation files have)."""
+    with atomic.path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def make_msrvtt_twin(root: str | os.PathLike, n_train: int, n_test: int, seed: int = 0,
@@ -301,9 +299,7 @@ def make_msrvtt_twin(root: str | os.PathLike, n_train: int, n_test: int, seed: i
                    for v in videos],
         "sentences": sentences,
     }
-    tmp = ann_dir / ".MSRVTT_data.json.tmp"
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, ann_dir / MSRVTT_FILES["captions"])
+    atomic.write_text(json.dumps(data), ann_dir / MSRVTT_FILES["captions"])
 
     n7 = max(1, round(len(train) * 7 / 9))
     _write_csv(ann_dir / MSRVTT_FILES["train_9k"], ["video_id"], [[v.video_id] for v in train])
@@ -383,20 +379,6 @@ def _render_all(jobs: list[tuple[SyntheticVideo, Path, int]], threads: int) -> N
         list(pool.map(render, jobs))
 
 
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def make_msvd_twin(root: str | os.PathLike, n_train: int, n_val: int, n_test: int, seed: int = 0,
                    captions_per_video: int = 8, threads: int = 2) -> dict[str, int]:
     """Write a synthetic MSVD under ``root``: ``YouTubeClips/<id>.avi`` (MPEG-4 part 2) and
@@ -425,9 +407,9 @@ def make_msvd_twin(root: str | os.PathLike, n_train: int, n_val: int, n_test: in
     captions = {v.video_id: [paraphrase(v.events, caption_rng).split() for _ in range(captions_per_video)]
                 for v in videos}
     ann = root / LAYOUTS["msvd"].annotation_dir
-    _write_bytes(ann / MSVD_FILES["captions"], pickle.dumps(captions, protocol=4))
+    atomic.write_bytes(pickle.dumps(captions, protocol=4), ann / MSVD_FILES["captions"])
     for split in sizes:
-        _write_text(ann / MSVD_FILES[split], "".join(f"{v.video_id}\n" for v in splits[split]))
+        atomic.write_text("".join(f"{v.video_id}\n" for v in splits[split]), ann / MSVD_FILES[split])
     return {"videos": len(videos), **{s: len(vs) for s, vs in splits.items()},
             "captions": len(videos) * captions_per_video}
 
@@ -477,7 +459,7 @@ def make_lsmdc_twin(root: str | os.PathLike, n_train: int, n_val: int, n_test: i
             jobs.append((v, root / layout.video_dir / movie / f"{clip_id}.avi", _sub_seed(seed, "lsmdc", clip_id)))
     _render_all(jobs, threads)
     for split, name in layout.files.items():
-        _write_text(root / layout.annotation_dir / name, "".join(f"{line}\n" for line in lines[split]))
+        atomic.write_text("".join(f"{line}\n" for line in lines[split]), root / layout.annotation_dir / name)
     return {"videos": len(jobs), **sizes, "movies": movies}
 
 
@@ -576,11 +558,11 @@ def make_activitynet_twin(root: str | os.PathLike, n_train: int, n_test: int, se
             if v.video_id not in broken:
                 jobs.append((v, root / layout.video_dir / f"{v.video_id}{ext[v.video_id]}",
                              _sub_seed(seed, "activitynet", v.video_id)))
-        _write_text(root / layout.annotation_dir / layout.files[split], json.dumps(data))
+        atomic.write_text(json.dumps(data), root / layout.annotation_dir / layout.files[split])
         ids, named = _activitynet_lists([v.video_id for v in planned[:n]], extra, broken, list_rng)
-        _write_text(root / ACTIVITYNET_LISTS_DIR / ACTIVITYNET_LISTS[split], json.dumps(ids))
+        atomic.write_text(json.dumps(ids), root / ACTIVITYNET_LISTS_DIR / ACTIVITYNET_LISTS[split])
         had.update({vid[2:]: f"{vid[2:]}{ext.get(vid, '.mp4')}" for vid in named})
         counts[split] = n
-    _write_text(root / ACTIVITYNET_LISTS_DIR / ACTIVITYNET_LISTS["videos"], json.dumps(had))
+    atomic.write_text(json.dumps(had), root / ACTIVITYNET_LISTS_DIR / ACTIVITYNET_LISTS["videos"])
     _render_all(jobs, threads)
     return {"videos": len(jobs), **counts, "events": sum(len(v.events) for v, _, _ in jobs)}
