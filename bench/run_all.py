@@ -13,11 +13,14 @@ Items, each also runnable alone (``python bench/bench_<item>.py --help``):
 4. ``data``       — ``bench_data.py``: compression frames/s, cache vs decord clips/s, storage choice (CPU only);
 5. ``dag``        — ``bench_dag.py``: ``snakemake -n`` wall time (CPU only).
 
-Each item runs in its own subprocess, one after the other, and appends its block to
-``bench/README.md`` (unless ``--no-readme``); an item that fails is reported and the others still
-run. ``--json`` / ``--md`` write the combined result (every item's rows, the machine, and a
-``targets`` list with met / not met). Exit status 0 when every item ran (targets not met do not
-fail the run: they are results).
+Each item runs in its own subprocess, one after the other, and appends its block to the end of its
+item's section under "History" in ``bench/README.md`` (unless ``--no-readme``); an item that fails is
+reported and the others still run. After a full CPU run (no ``--quick``, no ``--no-readme``), each
+item that ran also replaces its part of the README's "Current numbers" (between the markers
+``<!-- current ITEM: begin -->`` and ``<!-- current ITEM: end -->``) with its new block and its
+targets; after any other run that part is updated by hand. ``--json`` / ``--md`` write the combined
+result (every item's rows, the machine, and a ``targets`` list with met / not met). Exit status 0
+when every item ran (targets not met do not fail the run: they are results).
 """
 
 from __future__ import annotations
@@ -118,6 +121,48 @@ def targets(items: dict, device: str, quick: bool) -> list[dict]:
     return out
 
 
+CURRENT_BEGIN = "<!-- current {item}: begin -->"
+CURRENT_END = "<!-- current {item}: end -->"
+
+
+def _target_cells(t: dict) -> tuple[str, str]:
+    v = t["value"]
+    vs = f"{v:.3f}" if isinstance(v, float) else str(v)
+    return vs + (f" ({t['note']})" if t["note"] else ""), "met" if t["met"] else "**not met**"
+
+
+def current_markdown(block: str, item_targets: list[dict]) -> str:
+    """An item's part of the README's "Current numbers": its newest block, the block's heading made a
+    lead line (no Markdown heading may appear there: the item scripts find their History section by
+    its "## " heading), then the item's targets with met / not met."""
+    lines = block.strip("\n").splitlines()
+    if lines and lines[0].startswith("#"):
+        lines[0] = "Latest run: **" + lines[0].lstrip("#").strip() + "**"
+    if item_targets:
+        lines += ["", "| target | latest value | status |", "|---|---|---|"]
+        for t in item_targets:
+            value, status = _target_cells(t)
+            lines.append(f"| {t['target']} | {value} | {status} |")
+    return "\n".join(lines)
+
+
+def update_current(item: str, block: str, item_targets: list[dict], readme: Path = common.README) -> bool:
+    """Replace ``item``'s part of "Current numbers" in bench/README.md (between its markers) by
+    ``current_markdown(block, item_targets)``. False (README unchanged) when the markers are missing
+    or the new text would contain a heading line."""
+    if not readme.exists():
+        return False
+    text = readme.read_text()
+    begin, end = CURRENT_BEGIN.format(item=item), CURRENT_END.format(item=item)
+    i = text.find(begin)
+    j = text.find(end, i + len(begin)) if i >= 0 else -1
+    body = current_markdown(block, item_targets)
+    if j < 0 or any(line.startswith("#") for line in body.splitlines()):
+        return False
+    readme.write_text(text[:i + len(begin)] + "\n\n" + body + "\n\n" + text[j:])
+    return True
+
+
 def markdown(res: dict) -> str:
     info = res["info"]
     lines = [
@@ -154,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
                    "on cuda the CPU-only items data and dag are skipped unless named)")
     p.add_argument("--json", default="", help="write the combined result here")
     p.add_argument("--md", default="", help="write the combined Markdown report here")
-    p.add_argument("--no-readme", action="store_true", help="do not append to bench/README.md")
+    p.add_argument("--no-readme", action="store_true",
+                   help="do not write bench/README.md (neither History nor Current numbers)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per item")
     args = p.parse_args(argv)
     items = [i for i in args.items.split(",") if i] or [
@@ -188,6 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     res = dict(device=args.device, quick=bool(args.quick), info=common.machine(args.device),
                load_start=load_start, load_end=common.loadavg(), wall_s=time.perf_counter() - t_start,
                items=results, errors=errors, targets=targets(results, args.device, args.quick))
+    if not args.no_readme and not args.quick and args.device == "cpu":
+        for item, r in results.items():
+            if "markdown" not in r:
+                continue
+            done = update_current(item, r["markdown"], [t for t in res["targets"] if t["item"] == item])
+            print(f"== {item}: Current numbers in {common.README} "
+                  f"{'updated' if done else 'NOT updated (no markers, or a heading in the block): update it by hand'}", flush=True)
     md = markdown(res)
     print()
     first_item = md.find("\n## ", md.find("## Targets") + 1)

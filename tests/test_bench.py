@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
 import common  # noqa: E402
+import run_all  # noqa: E402
 import settings as S  # noqa: E402
 
 
@@ -60,6 +62,69 @@ def test_append_section_keeps_other_sections(tmp_path):
     text = readme.read_text()
     assert text.index("### run 2") < text.index("## B") < text.index("## C")
     assert "intro B" in text and "intro A" in text and "intro C" in text and "unused" not in text
+
+
+def _item_sections() -> dict[str, str]:
+    """item -> the "## ..." heading its script appends under (read from the script, no import)."""
+    out = {}
+    for item in run_all.ITEMS:
+        src = (REPO / "bench" / f"bench_{item}.py").read_text()
+        out[item] = re.search(r'^SECTION = "(## [^"]+)"$', src, re.M).group(1)
+    return out
+
+
+def test_readme_layout_current_then_history():
+    # bench/README.md: intro, "## Current numbers" with one marked part per item, then "# History" with
+    # the item sections the scripts append to. common.append_section finds a section by the first
+    # occurrence of its heading text, so that text must not occur before History.
+    text = common.README.read_text()
+    current, history = text.index("\n## Current numbers\n"), text.index("\n# History\n")
+    assert current < history
+    for item, section in _item_sections().items():
+        begin = text.index(run_all.CURRENT_BEGIN.format(item=item))
+        end = text.index(run_all.CURRENT_END.format(item=item))
+        assert current < begin < end < history
+        assert "Latest run:" in text[begin:end]
+        first = text.index(section)
+        assert first > history and text[first - 1] == "\n" and text[first + len(section)] == "\n"
+    for word in ("session", "task", "issue"):
+        assert word not in text.lower()
+
+
+def test_update_current_and_append_keep_layout(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(common.README.read_text())
+    sections = _item_sections()
+    block = "### 2099-01-01 00:00 — device `cpu` (test)\n\nheader line\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
+    tgt = [dict(item="clustering", target="kmedoids loop / batched >= 20x (CPU)", value=21.5, limit=20,
+                met=True, note="shape")]
+    before = readme.read_text()
+    # what an item script does (History), then what run_all does after a full CPU run (Current numbers)
+    common.append_section(sections["clustering"], "unused", block, readme)
+    assert run_all.update_current("clustering", block, tgt, readme)
+    text = readme.read_text()
+    history = text.index("\n# History\n")
+    begin = text.index(run_all.CURRENT_BEGIN.format(item="clustering"))
+    end = text.index(run_all.CURRENT_END.format(item="clustering"))
+    part = text[begin:end]
+    assert "Latest run: **2099-01-01 00:00 — device `cpu` (test)**" in part and "| 1 | 2 |" in part
+    assert "| kmedoids loop / batched >= 20x (CPU) | 21.500 (shape) | met |" in part
+    assert "2026-11-27 13:03" not in part
+    # the new block went to the end of the clustering History section, before the next item
+    new_block = text.index("### 2099-01-01 00:00")
+    assert history < text.index(sections["clustering"]) < new_block < text.index(sections["encoder"])
+    # other items' current parts are untouched
+    for item in ("encoder", "memory", "data", "dag"):
+        b, e = run_all.CURRENT_BEGIN.format(item=item), run_all.CURRENT_END.format(item=item)
+        assert text[text.index(b):text.index(e)] == before[before.index(b):before.index(e)]
+    # a second update replaces, not appends
+    assert run_all.update_current("clustering", block.replace("2099", "2100"), [], readme)
+    text = readme.read_text()
+    assert "Latest run: **2100-01-01" in text and "Latest run: **2099-01-01" not in text
+    # no markers: nothing written
+    readme.write_text("# Benchmarks\n")
+    assert not run_all.update_current("clustering", block, tgt, readme)
+    assert readme.read_text() == "# Benchmarks\n"
 
 
 @pytest.mark.slow
