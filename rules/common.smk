@@ -1,10 +1,13 @@
-# Config validation, the experiment table, paths and input functions. All Python of the workflow lives here.
+# Config validation, the experiment table, paths and input functions: the Python of the workflow, with
+# workflow_config.py beside this file (config validation and run configs, importable by tests).
 import os
 import sys
 
 from centerclip.data.sources import CLIP_RELEASES, SOURCES, missing_files
 from centerclip.released_table import CheckpointListError, read_checkpoint_list
-from centerclip.workflow_config import (
+# the workflow's own Python (config validation, run configs) sits beside this file
+sys.path.insert(0, os.path.join(workflow.basedir, "rules"))
+from workflow_config import (
     CACHE_NAME,
     ConfigError,
     default_train_split,

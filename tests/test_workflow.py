@@ -9,9 +9,10 @@ import pytest
 import yaml
 from demo_config import quick_pretraining
 
-from centerclip.workflow_config import ConfigError, load_experiments, run_config, validate_config
-
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "rules"))  # the workflow's config code lives beside its rules
+from workflow_config import ConfigError, load_experiments, run_config, validate_config  # noqa: E402
+
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 
 

@@ -1,7 +1,9 @@
 """Validation of the workflow configuration and the per-run configs derived from it.
 
-Kept out of the Snakefile so that it can be tested and so that every error a user can
-cause ends in one message naming the key and what to do.
+Workflow code, beside the rules that import it (rules/common.smk) and not in the ``centerclip``
+library: it reads the workflow's own files (config/schema.yaml, the experiment table) relative to
+this checkout. Kept out of the .smk files so that it can be tested and so that every error a user
+can cause ends in one message naming the key and what to do.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
+REPO = Path(__file__).resolve().parent.parent  # the workflow checkout: rules/ and config/ are in it
+SCHEMA_PATH = REPO / "config" / "schema.yaml"
 
 
 class ConfigError(ValueError):
@@ -61,7 +64,7 @@ def resolve_config_path(config: dict, key: str) -> Path:
     """Config paths are relative to the working directory, or to the repository when absent there."""
     path = Path(config[key])
     if not path.is_absolute() and not path.exists():
-        path = SCHEMA_PATH.parent.parent / path
+        path = REPO / path
     return path
 
 
