@@ -44,6 +44,8 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -321,41 +323,35 @@ def _peak_memory_mb(device: torch.device) -> float:
     return peak_rss_mb()
 
 
-def run(cfg: RunConfig, out_dir: Path, world: World | None = None, settings_file: str | None = None) -> dict:
-    """Train one configuration; returns the training summary (written to DIR by rank 0).
+@dataclass
+class _Progress:
+    """Where training stands: the next epoch, the next batch within it and the global step."""
 
-    ``settings_file`` (the run config's path) only names it in log messages.
-    """
-    world = world or init_world()
+    epoch: int = 0
+    in_epoch: int = 0
+    step: int = 0
+
+
+def _training_data(cfg: RunConfig, world: World) -> tuple[VideoTextDataset, int, int]:
+    """The training pairs (bad videos left out and logged), the videos per device and micro-batch, and
+    the steps per epoch (the last partial batch is dropped, as the original)."""
     ts = cfg.train
-    device = world.device
-    out_dir.mkdir(parents=True, exist_ok=True)
-    random.seed(ts.seed)
-    np.random.seed(ts.seed)
-    torch.manual_seed(ts.seed)
-
     micro = micro_batch_size(ts.batch_size, world.size, ts.grad_accum)
-    per_rank = micro * ts.grad_accum
     dataset = VideoTextDataset(cfg.cache, train_pairs(cfg.manifest), ts.num_frames, ts.context_length,
                                train=True, seed=ts.seed)
     for video_id, reason in dataset.dropped:
         log.warning("training without video %s (bad, listed in the dataset's bad_videos.tsv): %s", video_id, reason)
     if len(dataset) < ts.batch_size:
         raise TrainingError(f"{len(dataset)} training pairs < batch_size {ts.batch_size}: lower train.batch_size")
-    steps_per_epoch = len(dataset) // ts.batch_size  # drop the last partial batch, as the original
-    total_steps = steps_per_epoch * ts.epochs
+    return dataset, micro, len(dataset) // ts.batch_size
 
-    weights_sha256 = _weights_sha256(cfg.model, world)
-    weights = weights_record(cfg.model, weights_sha256)
-    identity = run_identity(cfg.raw, weights_sha256)
-    model = RetrievalModel(build_clip(cfg.model), cfg.reduction).to(device)
-    optimizer = make_optimizer(model, ts.lr, ts.weight_decay)
-    precision, amp_dtype = choose_precision(device)
-    train_step = _Step(model, optimizer, world, ts.seed, ts.grad_accum, ts.grad_clip, amp_dtype)
-    start_epoch, start_in_epoch, step = 0, 0, 0
-    last = out_dir / "last.pt"
-    log_path = out_dir / "train_log.jsonl"
-    state = torch.load(last, map_location=device, weights_only=False) if last.is_file() else None
+
+def _resume(last: Path, identity: str, train_step: "_Step", world: World, cfg: RunConfig,
+            settings_file: str | None) -> tuple[_Progress, str | None]:
+    """Load ``last.pt`` when it belongs to these settings (same run identity); otherwise move it and the
+    run's files aside and start at step 0. Returns the progress and the folder set aside (or None)."""
+    out_dir, log_path = last.parent, last.parent / "train_log.jsonl"
+    state = torch.load(last, map_location=world.device, weights_only=False) if last.is_file() else None
     set_aside = None
     if state is not None and state.get("run_identity") != identity:
         barrier(world)  # every rank has read last.pt before rank 0 moves it
@@ -368,91 +364,104 @@ def run(cfg: RunConfig, out_dir: Path, world: World | None = None, settings_file
                         "from step 0", last, settings_file or f"the run config of {cfg.run_id}", why, set_aside)
         set_aside = all_gather_objects(str(set_aside) if set_aside else None, world)[0]
         state = None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if train_step.scaler is not None and state.get("scaler"):
-            train_step.scaler.load_state_dict(state["scaler"])
-        start_epoch, start_in_epoch, step = state["epoch"], state.get("step_in_epoch", 0), state["step"]
-        log.info("resumed from %s at epoch %d, step %d", last, start_epoch, step)
-        if world.is_main:
-            _truncate_log(log_path, step)
-    else:
-        broadcast_parameters(model, world)
+    if state is None:
+        broadcast_parameters(train_step.model, world)
         if world.is_main:
             _truncate_log(log_path, 0)  # lines of a job killed before its first checkpoint are redone
-    del state
-    resumed_at = step
-    log.info("world size %d, global batch %d = %d ranks x %d micro-batches x %d videos; precision %s; device %s",
-             world.size, ts.batch_size, world.size, ts.grad_accum, micro, precision, device)
+        return _Progress(), set_aside
+    train_step.model.load_state_dict(state["model"])
+    train_step.optimizer.load_state_dict(state["optimizer"])
+    if train_step.scaler is not None and state.get("scaler"):
+        train_step.scaler.load_state_dict(state["scaler"])
+    progress = _Progress(state["epoch"], state.get("step_in_epoch", 0), state["step"])
+    log.info("resumed from %s at epoch %d, step %d", last, progress.epoch, progress.step)
+    if world.is_main:
+        _truncate_log(log_path, progress.step)
+    return progress, set_aside
 
-    def save_state(epoch: int, in_epoch: int) -> None:
-        if world.is_main:
-            atomic.save_torch({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "scaler": train_step.scaler.state_dict() if train_step.scaler else None,
-                               "epoch": epoch, "step_in_epoch": in_epoch, "step": step,
-                               "world_size": world.size, "precision": precision, "run_identity": identity}, last)
 
-    if ts.eval_every_epoch and start_epoch > 0 and start_in_epoch == 0 \
-            and not (out_dir / f"metrics_epoch{start_epoch}.json").is_file():
-        _evaluate_epoch(model, cfg, world, out_dir, start_epoch)  # killed between checkpoint and evaluation
+def _save_state(last: Path, train_step: "_Step", world: World, progress: _Progress, precision: str,
+                identity: str) -> None:
+    """Rank 0 writes the resume state ``last.pt`` (weights, optimizer, scaler, where training stands)."""
+    if world.is_main:
+        atomic.save_torch({"model": train_step.model.state_dict(), "optimizer": train_step.optimizer.state_dict(),
+                           "scaler": train_step.scaler.state_dict() if train_step.scaler else None,
+                           "epoch": progress.epoch, "step_in_epoch": progress.in_epoch, "step": progress.step,
+                           "world_size": world.size, "precision": precision, "run_identity": identity}, last)
 
-    model.train()
-    t_start = time.perf_counter()
-    bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True,
+
+def _log_step(log_path: Path, epoch: int, step: int, total: int, loss: float, lr: float, videos_per_s: float) -> None:
+    with open(log_path, "a") as f:
+        f.write(json.dumps({"epoch": epoch, "step": step - 1, "loss": round(loss, 6), "lr": lr,
+                            "videos_per_s": round(videos_per_s, 2)}) + "\n")
+    log.info("epoch %d step %d/%d loss %.4f lr %.3g %.1f videos/s", epoch, step, total, loss, lr, videos_per_s)
+
+
+def _train_epochs(cfg: RunConfig, world: World, dataset: VideoTextDataset, train_step: "_Step", micro: int,
+                  steps_per_epoch: int, progress: _Progress, save: Callable[[], None], out_dir: Path) -> None:
+    """The epochs from ``progress`` on: one optimiser step per global batch, a log line per step, the
+    resume state at epoch ends (and every ``checkpoint_every_steps``), the per-epoch test metrics."""
+    ts, device = cfg.train, world.device
+    per_rank = micro * ts.grad_accum
+    total_steps = steps_per_epoch * ts.epochs
+    bar = tqdm(total=total_steps, initial=progress.step, unit="step", dynamic_ncols=True,
                disable=not (world.is_main and sys.stderr.isatty()))
     redirect = logging_redirect_tqdm() if not bar.disable else contextlib.nullcontext()
     with bar, redirect:
-        for epoch in range(start_epoch, ts.epochs):
+        for epoch in range(progress.epoch, ts.epochs):
             dataset.set_epoch(epoch)
-            first = start_in_epoch if epoch == start_epoch else 0
+            first = progress.in_epoch if epoch == progress.epoch else 0
             local = [b[world.rank * per_rank:(world.rank + 1) * per_rank]
                      for b in global_batches(len(dataset), ts.batch_size, ts.seed, epoch)[first:]]
             loader = DataLoader(dataset, batch_sampler=local, num_workers=ts.num_workers,
                                 pin_memory=device.type == "cuda")
             t_prev = time.perf_counter()
             for in_epoch, batch in enumerate(loader, start=first):
-                factor = lr_factor(step, total_steps, ts.warmup_fraction)
-                for group in optimizer.param_groups:
-                    group["lr"] = ts.lr * factor
+                lr = ts.lr * lr_factor(progress.step, total_steps, ts.warmup_fraction)
+                for group in train_step.optimizer.param_groups:
+                    group["lr"] = lr
                 try:
-                    loss = train_step(batch, step)
+                    loss = train_step(batch, progress.step)
                 except torch.cuda.OutOfMemoryError:
                     raise TrainingError(
-                        f"CUDA out of memory at step {step} with {micro} videos per GPU and micro-batch: set "
-                        f"train.grad_accum to {ts.grad_accum * 2} (or more; batch_size {ts.batch_size} must "
+                        f"CUDA out of memory at step {progress.step} with {micro} videos per GPU and micro-batch: "
+                        f"set train.grad_accum to {ts.grad_accum * 2} (or more; batch_size {ts.batch_size} must "
                         f"divide by {world.size} GPUs x grad_accum) - the global batch and the loss stay the same"
                     ) from None
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 dt, t_prev = time.perf_counter() - t_prev, time.perf_counter()  # data loading included
-                step += 1
+                progress.step += 1
                 if world.is_main:
-                    record = {"epoch": epoch, "step": step - 1, "loss": round(loss, 6), "lr": ts.lr * factor,
-                              "videos_per_s": round(ts.batch_size / dt, 2)}
-                    with open(log_path, "a") as f:
-                        f.write(json.dumps(record) + "\n")
-                    log.info("epoch %d step %d/%d loss %.4f lr %.3g %.1f videos/s", epoch, step, total_steps, loss,
-                             ts.lr * factor, ts.batch_size / dt)
+                    _log_step(out_dir / "train_log.jsonl", epoch, progress.step, total_steps, loss, lr,
+                              ts.batch_size / dt)
                 bar.update(1)
                 bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}")
-                if ts.checkpoint_every_steps and step % ts.checkpoint_every_steps == 0 \
+                if ts.checkpoint_every_steps and progress.step % ts.checkpoint_every_steps == 0 \
                         and in_epoch + 1 < steps_per_epoch:
-                    save_state(epoch, in_epoch + 1)
-            save_state(epoch + 1, 0)
+                    progress.epoch, progress.in_epoch = epoch, in_epoch + 1
+                    save()
+            progress.epoch, progress.in_epoch = epoch + 1, 0
+            save()
             if ts.eval_every_epoch:
-                _evaluate_epoch(model, cfg, world, out_dir, epoch + 1)
+                _evaluate_epoch(train_step.model, cfg, world, out_dir, epoch + 1)
 
+
+def _summary(cfg: RunConfig, world: World, dataset: VideoTextDataset, micro: int, progress: _Progress,
+             resumed_at: int, set_aside: str | None, identity: str, weights: dict, seconds: float,
+             precision: str, out_dir: Path) -> dict:
+    """train_summary.json: what ran, how, on which weights, and its peak memory (all ranks)."""
+    ts, device = cfg.train, world.device
     peaks = all_gather_objects(round(_peak_memory_mb(device), 1), world)
-    summary = {
+    return {
         "run_id": cfg.run_id,
-        "steps": step,
+        "steps": progress.step,
         "epochs": ts.epochs,
         "resumed_at_step": resumed_at,
         "resume_state_set_aside": set_aside,  # a last.pt of other settings, moved there; null if none
         "run_identity": identity,
         "weights": weights,
-        "train_seconds_this_job": round(time.perf_counter() - t_start, 2),
+        "train_seconds_this_job": round(seconds, 2),
         "peak_memory_mb": round(sum(peaks) / len(peaks), 1),  # the paper's "MeM.": mean over devices
         "peak_memory_mb_per_device": peaks,
         "peak_memory_kind": "cuda max_memory_allocated" if device.type == "cuda" else "process peak RSS",
@@ -471,6 +480,45 @@ def run(cfg: RunConfig, out_dir: Path, world: World | None = None, settings_file
         "epoch_metrics": _epoch_metrics(out_dir, ts.epochs) if ts.eval_every_epoch else [],
         "provenance": provenance(device),
     }
+
+
+def run(cfg: RunConfig, out_dir: Path, world: World | None = None, settings_file: str | None = None) -> dict:
+    """Train one configuration; returns the training summary (written to DIR by rank 0).
+
+    Set-up (data, weights, model, optimizer), resume or start (:func:`_resume`), the epochs
+    (:func:`_train_epochs`), then checkpoint.pt and train_summary.json. ``settings_file`` (the run
+    config's path) only names it in log messages.
+    """
+    world = world or init_world()
+    ts = cfg.train
+    out_dir.mkdir(parents=True, exist_ok=True)
+    random.seed(ts.seed)
+    np.random.seed(ts.seed)
+    torch.manual_seed(ts.seed)
+
+    dataset, micro, steps_per_epoch = _training_data(cfg, world)
+    weights_sha256 = _weights_sha256(cfg.model, world)
+    identity = run_identity(cfg.raw, weights_sha256)
+    model = RetrievalModel(build_clip(cfg.model), cfg.reduction).to(world.device)
+    precision, amp_dtype = choose_precision(world.device)
+    train_step = _Step(model, make_optimizer(model, ts.lr, ts.weight_decay), world, ts.seed, ts.grad_accum,
+                       ts.grad_clip, amp_dtype)
+    last = out_dir / "last.pt"
+    progress, set_aside = _resume(last, identity, train_step, world, cfg, settings_file)
+    resumed_at = progress.step
+    log.info("world size %d, global batch %d = %d ranks x %d micro-batches x %d videos; precision %s; device %s",
+             world.size, ts.batch_size, world.size, ts.grad_accum, micro, precision, world.device)
+
+    if ts.eval_every_epoch and progress.epoch > 0 and progress.in_epoch == 0 \
+            and not (out_dir / f"metrics_epoch{progress.epoch}.json").is_file():
+        _evaluate_epoch(model, cfg, world, out_dir, progress.epoch)  # killed between checkpoint and evaluation
+
+    model.train()
+    t_start = time.perf_counter()
+    _train_epochs(cfg, world, dataset, train_step, micro, steps_per_epoch, progress,
+                  lambda: _save_state(last, train_step, world, progress, precision, identity), out_dir)
+    summary = _summary(cfg, world, dataset, micro, progress, resumed_at, set_aside, identity,
+                       weights_record(cfg.model, weights_sha256), time.perf_counter() - t_start, precision, out_dir)
     if world.is_main:
         atomic.save_torch({"model": model.state_dict(), "run_config": cfg.raw, "summary": summary},
                           out_dir / "checkpoint.pt")
