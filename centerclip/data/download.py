@@ -240,6 +240,60 @@ def _copy_local(src: Path, url: str, part: Path, chunk_size: int, progress: bool
     return h.hexdigest(), n
 
 
+def _range_request(url: str, offset: int) -> urllib.request.Request:
+    """GET ``url`` from byte ``offset`` on (the whole file for 0), uncompressed."""
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    return urllib.request.Request(url, headers=headers)
+
+
+def _receive(resp, url: str, part: Path, offset: int, chunk_size: int, progress: bool) -> tuple[str, int]:
+    """Write a response into ``part``: appended after its ``offset`` bytes for 206 (the range asked for),
+    from the start for 200 (a server that ignores Range). Returns the sha256 and size of the whole part;
+    raises _Incomplete for a short transfer and _Restart when appending would corrupt the file."""
+    length = resp.headers.get("Content-Length")
+    length = int(length) if length and length.isdigit() else None
+    if resp.status == 206:
+        start, total = _parse_content_range(resp.headers.get("Content-Range"))
+        if start != offset:
+            # Not the range we asked for: appending would corrupt the file.
+            raise _Restart(f"server sent range starting at {start}, asked for {offset}")
+        if total is None and length is not None:
+            total = offset + length
+        h, mode = (_hash_prefix(part, chunk_size) if offset else hashlib.sha256()), "ab"
+    else:
+        if offset:
+            log.info("%s: server ignored the Range request; downloading from the start", url)
+        offset, total, mode, h = 0, length, "wb", hashlib.sha256()
+    bar = _Progress(part.name[:-5], total, offset, progress)
+    try:
+        with open(part, mode) as out:
+            got = _stream(resp, out, h, chunk_size, bar)
+            out.flush()
+            os.fsync(out.fileno())
+    finally:
+        bar.close()
+    size = offset + got
+    if total is not None and size < total:
+        raise _Incomplete(f"connection closed after {size} of {total} bytes")
+    if total is not None and size > total:
+        raise _Restart(f"received {size} bytes, server announced {total}")
+    return h.hexdigest(), size
+
+
+def _complete_after_416(part: Path, offset: int, content_range: str | None, expected: str | None,
+                        chunk_size: int) -> tuple[str, int] | None:
+    """HTTP 416 for a range from ``offset``: ``(sha256, size)`` when the part already is the whole file
+    (the size the server names, or the expected digest), else None (it changed: start over)."""
+    _, total = _parse_content_range(content_range)
+    if total == offset or (total is None and expected):
+        digest = file_sha256(part, chunk_size)
+        if total == offset or digest == expected:
+            return digest, offset
+    return None
+
+
 def _fetch_http(url: str, part: Path, *, expected: str | None, chunk_size: int, retries: int,
                 timeout: float, backoff: float, progress: bool) -> tuple[str, int]:
     """Fill ``part`` with the whole remote file (resuming what is there); return ``(sha256, bytes)``."""
@@ -247,53 +301,17 @@ def _fetch_http(url: str, part: Path, *, expected: str | None, chunk_size: int, 
     last_error = ""
     while True:  # bounded: each pass consumes a failure (<= retries) or a restart (<= 2) or returns
         offset = part.stat().st_size if part.exists() else 0
-        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
         try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
-                status = resp.status
-                length = resp.headers.get("Content-Length")
-                length = int(length) if length and length.isdigit() else None
-                if status == 206:
-                    start, total = _parse_content_range(resp.headers.get("Content-Range"))
-                    if start != offset:
-                        # Not the range we asked for: appending would corrupt the file.
-                        raise _Restart(f"server sent range starting at {start}, asked for {offset}")
-                    if total is None and length is not None:
-                        total = offset + length
-                    h = _hash_prefix(part, chunk_size) if offset else hashlib.sha256()
-                    mode = "ab"
-                else:
-                    if offset:
-                        log.info("%s: server ignored the Range request; downloading from the start", url)
-                    offset, total, mode = 0, length, "wb"
-                    h = hashlib.sha256()
-                bar = _Progress(part.name[:-5], total, offset, progress)
-                try:
-                    with open(part, mode) as out:
-                        got = _stream(resp, out, h, chunk_size, bar)
-                        out.flush()
-                        os.fsync(out.fileno())
-                finally:
-                    bar.close()
-                size = offset + got
-                if total is not None and size < total:
-                    raise _Incomplete(f"connection closed after {size} of {total} bytes")
-                if total is not None and size > total:
-                    raise _Restart(f"received {size} bytes, server announced {total}")
-                return h.hexdigest(), size
+            with urllib.request.urlopen(_range_request(url, offset), timeout=timeout) as resp:
+                return _receive(resp, url, part, offset, chunk_size, progress)
         except urllib.error.HTTPError as err:
             status, reason = err.code, err.reason
             content_range = err.headers.get("Content-Range") if err.headers else None
             err.close()
             if status == 416 and offset:
-                # The part is already complete, or longer than the remote file (it changed).
-                _, total = _parse_content_range(content_range)
-                if total == offset or (total is None and expected):
-                    digest = file_sha256(part, chunk_size)
-                    if total == offset or digest == expected:
-                        return digest, offset
+                done = _complete_after_416(part, offset, content_range, expected, chunk_size)
+                if done is not None:
+                    return done
                 if restarts >= 2:
                     raise DownloadError(f"download failed: {url}: HTTP 416 for a fresh download", url=url,
                                         status=416) from None
