@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 
-def temporary_name(dst: str | os.PathLike, keep_suffix: bool = True) -> Path:
+def temporary_name(dst: str | os.PathLike, keep_suffix: bool = True, suffix: str | None = None) -> Path:
     """The temporary name used for ``dst``: ``.<name>.tmp<pid>[<suffix>]`` in the same folder.
 
     Hidden and never ending in the bare destination name, so no glob for outputs mistakes it for one;
@@ -24,7 +24,8 @@ def temporary_name(dst: str | os.PathLike, keep_suffix: bool = True) -> Path:
     the end because some writers choose the format from it (matplotlib, pandas' compression, ffmpeg).
     """
     dst = Path(dst)
-    suffix = dst.suffix if keep_suffix else ""
+    if suffix is None:  # ``suffix``: another ending, for a writer that needs one where dst has none
+        suffix = dst.suffix if keep_suffix else ""
     return dst.with_name(f".{dst.name}.tmp{os.getpid()}{suffix}")
 
 
@@ -53,17 +54,17 @@ def remove_stale_temporaries(dst: str | os.PathLike) -> list[Path]:
 
 
 @contextmanager
-def path(dst: str | os.PathLike, keep_suffix: bool = True) -> Iterator[Path]:
+def path(dst: str | os.PathLike, keep_suffix: bool = True, suffix: str | None = None) -> Iterator[Path]:
     """``with path(dst) as tmp: writer(tmp)``: ``dst`` gets what the writer wrote, or stays as it was.
 
     Parent folders are created. On success the temporary file is renamed onto ``dst``; on any
     exception (KeyboardInterrupt included) it is removed and the exception propagates, leaving an
-    existing ``dst`` untouched. ``keep_suffix``: see :func:`temporary_name`.
+    existing ``dst`` untouched. ``keep_suffix``, ``suffix``: see :func:`temporary_name`.
     """
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(dst)
-    tmp = temporary_name(dst, keep_suffix)
+    tmp = temporary_name(dst, keep_suffix, suffix)
     try:
         yield tmp
         os.replace(tmp, dst)

@@ -29,13 +29,13 @@ import logging
 import math
 import os
 import re
-import secrets
 import subprocess
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import ffmpeg  # ffmpeg-python
 
+from centerclip import atomic
 from centerclip.data.ffmpeg_bin import FFmpegNotFound, ffmpeg_exe
 from centerclip.data.probe import BadVideo, ffmpeg_banner, probe_video
 
@@ -209,18 +209,6 @@ def _build_command(src: Path, tmp: Path, fps: float, short_side: int, encoder: s
     return out.compile(cmd=exe)
 
 
-def _create_tmp(dst: Path) -> Path:
-    """Create an empty ``.<stem>.tmp-XXXXXXXX<ext>`` beside ``dst`` (mode 0666 & ~umask, unlike mkstemp)."""
-    for _ in range(100):
-        tmp = dst.parent / f".{dst.stem}.tmp-{secrets.token_hex(4)}{dst.suffix or '.mp4'}"
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            return tmp
-        except FileExistsError:
-            continue
-    raise OSError(f"cannot create a temporary file beside {dst}")
-
-
 _LOG_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
 
 
@@ -290,6 +278,29 @@ def _validate(tmp: Path, src: Path, inp: dict, fps: float, short_side: int, ffmp
     return dict(width=width, height=height, frames=n)
 
 
+def _checked_settings(fps: float, short_side: int, compression: str) -> int:
+    """ValueError for settings no video could be compressed with; the short side as an int."""
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps!r}")
+    if int(short_side) != short_side or short_side < 2 or short_side % 2:
+        raise ValueError(f"short_side must be a positive even integer (yuv420p), got {short_side!r}")
+    return int(short_side)
+
+
+def _run_ffmpeg(cmd: list[str], src: Path, limit: float) -> str:
+    """Run one ffmpeg command within ``limit`` seconds; the tail of its stderr, or BadVideo."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=limit,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise BadVideo(src, f"ffmpeg did not finish within {limit:.0f} s") from None
+    if proc.returncode != 0:
+        raise BadVideo(src, f"ffmpeg failed (exit {proc.returncode}): {_tail(proc.stderr) or 'no message'}")
+    return _tail(proc.stderr)
+
+
 def compress_video(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -304,8 +315,9 @@ def compress_video(
     The output is H.264 (``libx264``, preset veryfast, crf 23, yuv420p) in an MP4 container
     (whatever ``dst``'s extension), square pixels, no audio, no rotation metadata; ``mpeg4``
     when the ffmpeg binary lacks libx264 (logged; see ``codec`` in the result). Parent
-    directories are created. The file is written to ``.<name>.tmp-XXXX<ext>`` beside ``dst``,
-    validated, then atomically renamed; on any failure it is removed and ``dst`` is untouched.
+    directories are created. The file is written under a temporary name beside ``dst``
+    (:func:`centerclip.atomic.path`), validated, then renamed; on any failure it is removed and
+    ``dst`` is untouched.
 
     Returns ``dict(width, height, frames, fps, codec)`` of the output.
 
@@ -326,48 +338,23 @@ def compress_video(
     container, still validated (against those rules) and written atomically; ``codec`` in the
     result is that encoder. A source extension the original's rule does not cover is a BadVideo.
     """
-    if compression not in COMPRESSIONS:
-        raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
-    if not fps > 0:
-        raise ValueError(f"fps must be positive, got {fps!r}")
-    if int(short_side) != short_side or short_side < 2 or short_side % 2:
-        raise ValueError(f"short_side must be a positive even integer (yuv420p), got {short_side!r}")
-    short_side = int(short_side)
+    short_side = _checked_settings(fps, short_side, compression)
     src, dst = Path(src).absolute(), Path(dst).absolute()
     exe = ffmpeg_exe()
     inp = probe_video(src, header_fallback=True)
     if not inp["duration"] > 0:
         raise BadVideo(src, "video stream has no duration")
-    if compression == "original":
-        encoder, fps_mode = original_encoding(src, exe)
-    else:
-        encoder = video_encoder(exe)
-
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_tmp(dst)
-    done = False
-    try:
+    encoder, fps_mode = original_encoding(src, exe) if compression == "original" else (video_encoder(exe), None)
+    # written beside dst under a temporary name ending like dst (.mp4 without one), validated, then renamed
+    with atomic.path(dst, suffix=dst.suffix or ".mp4") as tmp:
         if compression == "original":
             cmd = original_args(src, tmp, fps, short_side, encoder, fps_mode, exe)
         else:
             cmd = _build_command(src, tmp, fps, short_side, encoder, exe)
-        limit = timeout if timeout is not None else 120.0 + 4.0 * inp["duration"]
-        try:
-            proc = subprocess.run(
-                cmd, capture_output=True, text=True, errors="replace", timeout=limit, stdin=subprocess.DEVNULL
-            )
-        except subprocess.TimeoutExpired:
-            raise BadVideo(src, f"ffmpeg did not finish within {limit:.0f} s") from None
-        if proc.returncode != 0:
-            raise BadVideo(src, f"ffmpeg failed (exit {proc.returncode}): {_tail(proc.stderr) or 'no message'}")
+        stderr = _run_ffmpeg(cmd, src, timeout if timeout is not None else 120.0 + 4.0 * inp["duration"])
         if tmp.stat().st_size == 0:
-            raise BadVideo(src, f"ffmpeg wrote an empty file: {_tail(proc.stderr) or 'no message'}")
-        result = _validate(tmp, src, inp, fps, short_side, _tail(proc.stderr), compression)
-        os.replace(tmp, dst)
-        done = True
-    finally:
-        if not done:
-            tmp.unlink(missing_ok=True)
+            raise BadVideo(src, f"ffmpeg wrote an empty file: {stderr or 'no message'}")
+        result = _validate(tmp, src, inp, fps, short_side, stderr, compression)
     if "decord_error" in inp:
         log.info("%s: input probed from the ffmpeg header (%s)", src, inp["decord_error"])
     return dict(**result, fps=fps, codec=encoder)
@@ -395,6 +382,18 @@ def _existing_ok(dst: Path, fps: float, short_side: int, compression: str = "our
     else:
         ok = not tag.startswith("centerclip compression=") and min(info["width"], info["height"]) == short_side
     return info if ok and info["rotation"] == 0 else None
+
+
+def _compress_or_keep(src: Path, dst: Path, fps: float, short_side: int, compression: str,
+                      skip_existing: bool) -> dict:
+    """One video of :func:`compress_many`: an existing valid ``dst`` kept, else compressed anew."""
+    if skip_existing and dst.exists():
+        info = _existing_ok(dst, fps, short_side, compression)
+        if info is not None:
+            return dict(width=info["width"], height=info["height"], frames=info["frames"], skipped=True)
+        log.info("%s exists but does not validate: re-encoding", dst)
+    res = compress_video(src, dst, fps=fps, short_side=short_side, compression=compression)
+    return dict(width=res["width"], height=res["height"], frames=res["frames"], skipped=False)
 
 
 def compress_many(
@@ -429,14 +428,7 @@ def compress_many(
         raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
 
     def one(src, dst) -> dict:
-        src, dst = Path(src), Path(dst)
-        if skip_existing and dst.exists():
-            info = _existing_ok(dst, fps, short_side, compression)
-            if info is not None:
-                return dict(width=info["width"], height=info["height"], frames=info["frames"], skipped=True)
-            log.info("%s exists but does not validate: re-encoding", dst)
-        res = compress_video(src, dst, fps=fps, short_side=short_side, compression=compression)
-        return dict(width=res["width"], height=res["height"], frames=res["frames"], skipped=False)
+        return _compress_or_keep(Path(src), Path(dst), fps, short_side, compression, skip_existing)
 
     results: list[tuple[int, dict]] = []
     bad: list[tuple[int, tuple[str, str]]] = []
