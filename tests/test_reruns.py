@@ -182,10 +182,11 @@ def test_changed_lr_after_a_finished_run_retrains_from_step_0(done):
     assert summary["resumed_at_step"] == 0 and summary["steps"] > 0
     log_lrs = [json.loads(line)["lr"] for line in (run / "train_log.jsonl").read_text().splitlines()]
     assert len(log_lrs) == summary["steps"]  # the old run's steps are not in the new log
-    # the new base lr (x the demo's scale.lr 200), under the warm-up/cosine schedule: above the old base lr
-    assert 5e-6 * 200 < max(log_lrs) <= 2.5e-5 * 200
+    # the new base lr (x the demo's scale.lr), under the warm-up/cosine schedule: above the old base lr
+    scale = tiny_config()["scale"]["lr"]
+    assert 5e-6 * scale < max(log_lrs) <= 2.5e-5 * scale
     new_config = yaml.safe_load((run / "run.yaml").read_text())
-    assert new_config["train"]["lr"] == pytest.approx(2.5e-5 * 200)
+    assert new_config["train"]["lr"] == pytest.approx(2.5e-5 * scale)
     kept = list((run / "superseded").glob("*/checkpoint.pt"))
     assert len(kept) == 1 and kept[0].read_bytes() == old_checkpoint  # the old run, kept aside whole
     assert (kept[0].parent / "metrics.json").is_file() and (kept[0].parent / "train_summary.json").is_file()

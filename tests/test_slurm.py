@@ -32,7 +32,8 @@ SLURM_CI_DIR = Path("/tmp/slurm-ci")  # .ci/slurm.sh's default: config, state, l
 SLURM_ENV = {**os.environ, "SLURM_CI_DIR": str(SLURM_CI_DIR)}
 TARGET = "results/demo/runs/msrvtt/msrvtt9k_b32_meanP/seed42/metrics.json"
 # every job of the target goes through sbatch, but run_config, which is a localrule (it only writes run.yaml)
-EXPECTED_JOBS = {"acquire": 1, "manifest": 1, "compress_shard": 2, "frame_cache": 1, "train": 1, "evaluate": 1}
+EXPECTED_JOBS = {"acquire": 1, "pretrain_backbone": 1, "manifest": 1, "compress_shard": 2, "frame_cache": 1,
+                 "train": 1, "evaluate": 1}
 
 pytestmark = pytest.mark.slow
 
