@@ -163,8 +163,8 @@ def shard_outputs(wildcards):
 
 
 def cache_storage(dataset):
-    """How frames.h5 stores frames: the dataset's cache_storage, else preprocess.cache_storage, else raw."""
-    return dataset_cfg(dataset).get("cache_storage") or config["preprocess"].get("cache_storage", "raw")
+    """How frames.h5 stores frames: the dataset's cache_storage, else preprocess.cache_storage (default in the schema)."""
+    return dataset_cfg(dataset).get("cache_storage") or config["preprocess"]["cache_storage"]
 
 
 def coverage_gate(wildcards):

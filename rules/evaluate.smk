@@ -9,7 +9,7 @@ rule evaluate:
         coverage=coverage_gate,
     output:
         run_file("metrics.json"),
-    threads: config.get("job_threads", 2)
+    threads: config["job_threads"]
     resources:
         mem_mb=8000,
         runtime=120,

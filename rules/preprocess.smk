@@ -17,7 +17,7 @@ rule compress_shard:
         shards=config["preprocess"]["shards"],
         fps=config["preprocess"]["fps"],
         short_side=config["preprocess"]["short_side"],
-        compression=config["preprocess"].get("compression", "ours"),
+        compression=config["preprocess"]["compression"],
     threads: config["preprocess"]["threads"]
     resources:
         mem_mb=2000,
@@ -44,7 +44,7 @@ rule frame_cache:
         crop=config["preprocess"]["crop"],
         fps=config["preprocess"]["fps"],
         storage=lambda wc: cache_storage(wc.dataset),
-        jpeg_quality=config["preprocess"].get("jpeg_quality", 90),
+        jpeg_quality=config["preprocess"]["jpeg_quality"],
     resources:
         mem_mb=4000,
         # one process, ~2 ms per frame measured (decode + crop + store, bench/README.md "Data"):

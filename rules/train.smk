@@ -56,7 +56,7 @@ rule train:
         summary=run_file("train_summary.json"),
     params:
         out_dir=lambda wc: run_dir(wc.dataset, wc.experiment, wc.seed),
-    threads: config.get("job_threads", 2)
+    threads: config["job_threads"]
     resources:
         gpu=0,
         mem_mb=8000,

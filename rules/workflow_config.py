@@ -8,6 +8,7 @@ can cause ends in one message naming the key and what to do.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -37,10 +38,26 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
+def _filling_defaults(validator_class):
+    """``validator_class`` that also sets every absent property that has a ``default:`` in the schema, so
+    the schema is the one place a default is written (as snakemake.utils.validate(set_default=True))."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in props.items():
+                if isinstance(sub, dict) and "default" in sub:
+                    instance.setdefault(name, copy.deepcopy(sub["default"]))
+        yield from check_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": properties})
+
+
 def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH, source: str = "config") -> None:
-    """Check ``config`` against the JSON schema; raise ConfigError naming the key."""
+    """Check ``config`` against the JSON schema and fill in the schema's defaults (in place); raise
+    ConfigError naming the key."""
     schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _filling_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), _key_path(e)))
     for section, key in PER_EXPERIMENT_KEYS:
         if key in (config.get(section) or {}):

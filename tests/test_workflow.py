@@ -187,3 +187,16 @@ def test_paper_config_plans_every_public_run(tmp_path, venv_env):
                     REPO, venv_env).stdout
     jobs = dry_run_jobs(out)
     assert jobs["train"] == 28 and jobs["download_clip"] == 2 and jobs["acquire"] == 2 and jobs["table"] == 9
+
+
+def test_the_schema_owns_the_defaults_and_validation_fills_them(demo_config):
+    cfg = copy.deepcopy(demo_config)
+    for key in ("compression", "jpeg_quality", "cache_storage"):
+        cfg["preprocess"].pop(key, None)
+    cfg.pop("job_threads")
+    validate_config(cfg)
+    assert (cfg["preprocess"]["compression"], cfg["preprocess"]["jpeg_quality"], cfg["preprocess"]["cache_storage"],
+            cfg["job_threads"]) == ("ours", 90, "raw", 2)
+    given = copy.deepcopy(demo_config)
+    validate_config(given)
+    assert given["job_threads"] == demo_config["job_threads"] == 1  # a value the config sets is kept
