@@ -99,50 +99,58 @@ def build_frame_cache(videos: Iterable[tuple[str, str | os.PathLike]], out_path:
     """
     if storage not in STORAGES:
         raise ValueError(f"unknown frame cache storage {storage!r}: choose one of {', '.join(STORAGES)}")
-    out_path = Path(out_path)
-    items = list(videos)
-    bad: list[tuple[str, str]] = []
-    ids, offsets, counts = [], [], []
     from tqdm import tqdm
 
+    out_path, missing = Path(out_path), list(missing)
+    bad: list[tuple[str, str]] = []
+    index: list[tuple[str, int, int]] = []  # (video_id, first frame, frame count)
     with atomic.path(out_path) as tmp:
         with h5py.File(tmp, "w") as f:
-            if storage == "jpeg":
-                data = f.create_dataset("jpeg", shape=(0,), maxshape=(None,), dtype=h5py.vlen_dtype(np.uint8),
-                                        chunks=(64,))
-            else:
-                data = f.create_dataset("frames", shape=(0, size, size, 3), maxshape=(None, size, size, 3),
-                                        dtype=np.uint8, chunks=(1, size, size, 3),
-                                        compression=None if storage == "raw" else storage)
-            total = 0
-            for video_id, path in tqdm(items, desc=f"cache {out_path.name}", disable=not progress):
+            data = _frames_dataset(f, storage, size)
+            for video_id, path in tqdm(list(videos), desc=f"cache {out_path.name}", disable=not progress):
                 try:
                     frames = centre_crop(decode_video(path), size)
                 except BadVideo as exc:
                     bad.append((video_id, str(exc)))
                     continue
-                data.resize(total + len(frames), axis=0)
-                if storage == "jpeg":
-                    for i, frame in enumerate(frames):
-                        data[total + i] = _jpeg_bytes(frame, jpeg_quality)
-                else:
-                    data[total:total + len(frames)] = frames
-                ids.append(video_id)
-                offsets.append(total)
-                counts.append(len(frames))
-                total += len(frames)
-            lost = list(missing) + bad
-            string = h5py.string_dtype()
-            f.create_dataset("video_ids", data=np.array(ids, dtype=object), dtype=string)
-            f.create_dataset("offsets", data=np.array(offsets, dtype=np.int64))
-            f.create_dataset("counts", data=np.array(counts, dtype=np.int64))
-            group = f.create_group("missing")
-            group.create_dataset("video_ids", data=np.array([v for v, _ in lost], dtype=object), dtype=string)
-            group.create_dataset("reasons", data=np.array([r for _, r in lost], dtype=object), dtype=string)
+                total = index[-1][1] + index[-1][2] if index else 0
+                _append_frames(data, frames, total, storage, jpeg_quality)
+                index.append((video_id, total, len(frames)))
+            _write_index(f, index, missing + bad)
             f.attrs.update({"size": size, "fps": fps, "storage": storage, "jpeg_quality": jpeg_quality,
-                            "created_by": "centerclip.data.frame_cache", "n_videos": len(ids),
-                            "total_frames": total, "n_missing": len(lost)})
+                            "created_by": "centerclip.data.frame_cache", "n_videos": len(index),
+                            "total_frames": sum(n for _, _, n in index), "n_missing": len(missing) + len(bad)})
     return bad
+
+
+def _frames_dataset(f: h5py.File, storage: str, size: int) -> h5py.Dataset:
+    """The growable dataset every frame goes into: ``/jpeg`` (one encoded frame per row) or ``/frames``
+    uint8 [N, size, size, 3], one frame per chunk, HDF5-compressed for lzf / gzip."""
+    if storage == "jpeg":
+        return f.create_dataset("jpeg", shape=(0,), maxshape=(None,), dtype=h5py.vlen_dtype(np.uint8), chunks=(64,))
+    return f.create_dataset("frames", shape=(0, size, size, 3), maxshape=(None, size, size, 3), dtype=np.uint8,
+                            chunks=(1, size, size, 3), compression=None if storage == "raw" else storage)
+
+
+def _append_frames(data: h5py.Dataset, frames: np.ndarray, total: int, storage: str, jpeg_quality: int) -> None:
+    """Write one video's frames uint8 [T, S, S, 3] after the first ``total`` rows of ``data``."""
+    data.resize(total + len(frames), axis=0)
+    if storage == "jpeg":
+        for i, frame in enumerate(frames):
+            data[total + i] = _jpeg_bytes(frame, jpeg_quality)
+    else:
+        data[total:total + len(frames)] = frames
+
+
+def _write_index(f: h5py.File, index: list[tuple[str, int, int]], lost: list[tuple[str, str]]) -> None:
+    """``/video_ids``, ``/offsets``, ``/counts`` of the cached videos and ``/missing/{video_ids, reasons}``."""
+    string = h5py.string_dtype()
+    f.create_dataset("video_ids", data=np.array([v for v, _, _ in index], dtype=object), dtype=string)
+    f.create_dataset("offsets", data=np.array([o for _, o, _ in index], dtype=np.int64))
+    f.create_dataset("counts", data=np.array([n for _, _, n in index], dtype=np.int64))
+    group = f.create_group("missing")
+    group.create_dataset("video_ids", data=np.array([v for v, _ in lost], dtype=object), dtype=string)
+    group.create_dataset("reasons", data=np.array([r for _, r in lost], dtype=object), dtype=string)
 
 
 def _strings(values: np.ndarray) -> list[str]:
