@@ -138,6 +138,18 @@ def _block(table_id: str, name: str) -> str:
 # ----------------------------------------------------------------------------- the frame
 
 
+def _our_values(runs: Sequence[Mapping], columns: Sequence[str]) -> dict[str, float]:
+    """Mean over seeds of each column (``{col}_std`` too with several seeds) and the mean test-selected
+    best-epoch T->V R@1 of the runs' metrics.json dicts."""
+    flat = pd.DataFrame([flatten_metrics(m) for m in runs])
+    mean, std = flat.mean(), flat.std(ddof=1)
+    ours = {c: float(mean[c]) for c in columns if c in mean}
+    ours.update({f"{c}_std": float(std[c]) for c in columns if c in std and len(runs) > 1})
+    best = [b for b in (_best_epoch_r1(m) for m in runs) if not math.isnan(b)]
+    ours[BEST_EPOCH] = sum(best) / len(best) if best else float("nan")
+    return ours
+
+
 def build_frame(table_id: str, paper: Mapping, experiments: Mapping[str, Mapping],
                 metrics: Mapping[str, Sequence[Mapping]], not_run: Mapping[str, str] | None = None,
                 dataset_defaults: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
@@ -178,14 +190,7 @@ def build_frame(table_id: str, paper: Mapping, experiments: Mapping[str, Mapping
                           "note": reason, **{c: theirs[c] for c in settings}})
             lines.append({**paper_line, "status": "not run", "run_id": run_id or ""})
             continue
-        flat = pd.DataFrame([flatten_metrics(m) for m in runs])
-        mean, std = flat.mean(), flat.std(ddof=1)
-        ours = {c: float(mean[c]) for c in columns if c in mean}
-        ours.update({f"{c}_std": float(std[c]) for c in columns if c in std and len(runs) > 1})
-        ours.update({c: theirs[c] for c in settings})
-        best = [_best_epoch_r1(m) for m in runs]
-        best = [b for b in best if not math.isnan(b)]
-        ours[BEST_EPOCH] = sum(best) / len(best) if best else float("nan")
+        ours = {**_our_values(runs, columns), **{c: theirs[c] for c in settings}}
         exp = experiments[run_id]
         test_sets.setdefault(exp["dataset"], set()).update(
             int(m["efficiency"]["n_test_videos"]) for m in runs if (m.get("efficiency") or {}).get("n_test_videos"))
