@@ -54,16 +54,21 @@ def remove_stale_temporaries(dst: str | os.PathLike) -> list[Path]:
 
 
 @contextmanager
-def path(dst: str | os.PathLike, keep_suffix: bool = True, suffix: str | None = None) -> Iterator[Path]:
+def path(dst: str | os.PathLike, keep_suffix: bool = True, suffix: str | None = None,
+         clean_stale: bool = True) -> Iterator[Path]:
     """``with path(dst) as tmp: writer(tmp)``: ``dst`` gets what the writer wrote, or stays as it was.
 
     Parent folders are created. On success the temporary file is renamed onto ``dst``; on any
     exception (KeyboardInterrupt included) it is removed and the exception propagates, leaving an
-    existing ``dst`` untouched. ``keep_suffix``, ``suffix``: see :func:`temporary_name`.
+    existing ``dst`` untouched. ``keep_suffix``, ``suffix``: see :func:`temporary_name`. ``clean_stale``:
+    first remove the temporaries of ``dst`` that killed writers left (:func:`remove_stale_temporaries`, one
+    listing of the folder); off for writers that put thousands of small files into one folder, where a
+    listing per file would cost more than the orphans they might leave.
     """
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(dst)
+    if clean_stale:
+        remove_stale_temporaries(dst)
     tmp = temporary_name(dst, keep_suffix, suffix)
     try:
         yield tmp

@@ -346,7 +346,8 @@ def compress_video(
         raise BadVideo(src, "video stream has no duration")
     encoder, fps_mode = original_encoding(src, exe) if compression == "original" else (video_encoder(exe), None)
     # written beside dst under a temporary name ending like dst (.mp4 without one), validated, then renamed
-    with atomic.path(dst, suffix=dst.suffix or ".mp4") as tmp:
+    # no stale-temporary sweep: one listing of a folder of ~10^4 videos per video would be quadratic
+    with atomic.path(dst, suffix=dst.suffix or ".mp4", clean_stale=False) as tmp:
         if compression == "original":
             cmd = original_args(src, tmp, fps, short_side, encoder, fps_mode, exe)
         else:
