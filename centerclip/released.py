@@ -236,6 +236,26 @@ def _files(path: Path) -> tuple[Path, Path]:
     return path / _member(names, CHECKPOINT, path), path / _member(names, HPARAMS, path)
 
 
+def _read_release(ckpt_path: Path, hp_path: Path) -> tuple[dict, CLIP, dict]:
+    """(hparams, CLIP with the checkpoint's weights, its epoch / global_step / best_acc1)."""
+    try:
+        hp = json.loads(hp_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ReleasedCheckpointError(f"{hp_path}: not readable as the run's hparams ({exc})") from None
+    for key in ("max_frames", "max_words"):
+        if key not in hp:
+            raise ReleasedCheckpointError(f"{hp_path}: no {key!r}; a released run's {HPARAMS} has it")
+    ckpt = _read_checkpoint(ckpt_path)
+    weights = _clip_weights(ckpt, ckpt_path)
+    try:
+        clip = CLIP.from_state_dict(weights)
+    except ValueError as exc:
+        raise ReleasedCheckpointError(f"{ckpt_path}: {exc}") from None
+    info = {k: (v.item() if isinstance(v, torch.Tensor) else v)
+            for k, v in ckpt.items() if k in ("epoch", "global_step", "best_acc1")}
+    return hp, clip, info  # the optimizer state and the mmap of the file go with ckpt
+
+
 def load(path: str | Path) -> tuple[RetrievalModel, dict[str, Any]]:
     """One of the authors' released checkpoints as a :class:`RetrievalModel` (fp32, CPU, eval mode).
 
@@ -253,27 +273,12 @@ def load(path: str | Path) -> tuple[RetrievalModel, dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"released checkpoint {path} does not exist")
-    with tempfile.TemporaryDirectory(dir=path.parent if path.is_file() else None) as tmp:
-        if zipfile.is_zipfile(path) and not _is_torch_zip(path):
-            ckpt_path, hp_path = _extract(path, Path(tmp))
-        else:
-            ckpt_path, hp_path = _files(path)
-        try:
-            hp = json.loads(hp_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ReleasedCheckpointError(f"{hp_path}: not readable as the run's hparams ({exc})") from None
-        for key in ("max_frames", "max_words"):
-            if key not in hp:
-                raise ReleasedCheckpointError(f"{hp_path}: no {key!r}; a released run's {HPARAMS} has it")
-        ckpt = _read_checkpoint(ckpt_path)
-        weights = _clip_weights(ckpt, ckpt_path)
-        try:
-            clip = CLIP.from_state_dict(weights)
-        except ValueError as exc:
-            raise ReleasedCheckpointError(f"{ckpt_path}: {exc}") from None
-        info = {k: (v.item() if isinstance(v, torch.Tensor) else v)
-                for k, v in ckpt.items() if k in ("epoch", "global_step", "best_acc1")}
-        del ckpt, weights  # the optimizer state and the mmap of the file
+    if zipfile.is_zipfile(path) and not _is_torch_zip(path):
+        # the two members extracted beside the zip (same disk as the data, not /tmp), deleted after reading
+        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+            hp, clip, info = _read_release(*_extract(path, Path(tmp)))
+    else:
+        hp, clip, info = _read_release(*_files(path))
     patch = clip.config.vision_patch_size
     named = hp.get("pretrained_clip_name")
     if named in ("ViT-B/32", "ViT-B/16") and int(named[-2:]) != patch:
