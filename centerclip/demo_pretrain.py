@@ -36,17 +36,18 @@ log = logging.getLogger("centerclip.demo_pretrain")
 
 @dataclass
 class PretrainSettings:
-    """``architecture``: every :class:`CLIPConfig` field; the rest: the optimisation."""
+    """``architecture``: every :class:`CLIPConfig` field; the rest: the optimisation. A backbone's
+    ``pretrain:`` of the workflow config, whose defaults config/schema.yaml fills in."""
 
     architecture: dict
-    steps: int = 300
-    batch_size: int = 64
-    lr: float = 1e-3
-    warmup_steps: int = 30
-    weight_decay: float = 0.2
-    context_length: int = 32
-    seed: int = 0
-    init_seed: int = 0
+    steps: int
+    batch_size: int
+    lr: float
+    warmup_steps: int
+    weight_decay: float
+    context_length: int
+    seed: int
+    init_seed: int
     init_from: str | None = None  # a pretrained state dict to start from (resized to this patch size)
     threads: int = 2  # CPU threads (the job's, not a setting of the result)
 

@@ -7,7 +7,7 @@ else, so a run can be repeated by hand with ``python -m centerclip.train --run-c
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 import yaml
 
 from centerclip import atomic
@@ -16,26 +16,47 @@ from centerclip.video_encoder import TokenReduction
 
 @dataclass
 class TrainSettings:
-    epochs: int = 5
-    batch_size: int = 128  # global batch: split over ranks x grad_accum micro-batches
-    grad_accum: int = 1  # micro-batches per rank and step; the loss stays the global-batch InfoNCE
-    checkpoint_every_steps: int = 0  # also write last.pt every N steps (0 = only at epoch ends)
-    eval_every_epoch: bool = True  # rank 0 writes metrics_epoch{N}.json after each epoch
-    lr: float = 5e-6
-    warmup_fraction: float = 0.1
-    weight_decay: float = 0.2
-    grad_clip: float = 1.0
-    num_frames: int = 12
-    context_length: int = 32
-    seed: int = 42
-    num_workers: int = 0
+    """``train:`` of run.yaml. No defaults here: the workflow writes every key (the defaults are the
+    workflow's, in config/schema.yaml; lr, epochs, frames and words come from its experiment table)."""
+
+    epochs: int
+    batch_size: int  # global batch: split over ranks x grad_accum micro-batches
+    grad_accum: int  # micro-batches per rank and step; the loss stays the global-batch InfoNCE
+    checkpoint_every_steps: int  # also write last.pt every N steps (0 = only at epoch ends)
+    eval_every_epoch: bool  # rank 0 writes metrics_epoch{N}.json after each epoch
+    lr: float
+    warmup_fraction: float
+    weight_decay: float
+    grad_clip: float
+    num_frames: int
+    context_length: int
+    seed: int
+    num_workers: int
 
 
 @dataclass
 class EvalSettings:
-    num_frames: int = 12
-    context_length: int = 32
-    batch_size: int = 32
+    """``eval:`` of run.yaml (test-time frames, words and batch size)."""
+
+    num_frames: int
+    context_length: int
+    batch_size: int
+
+
+def _settings(cls, section: str, d: dict):
+    """``cls`` from the mapping ``d[section]``, naming a missing or unknown key."""
+    given = d.get(section)
+    if not isinstance(given, dict):
+        raise ValueError(f"run config lacks the section {section!r}")
+    names = [f.name for f in fields(cls)]
+    missing = [n for n in names if n not in given]
+    unknown = sorted(set(given) - set(names))
+    problems = ([f"lacks {', '.join(missing)}"] if missing else []) + \
+        ([f"unknown {', '.join(unknown)}"] if unknown else [])
+    if problems:
+        raise ValueError(f"run config section {section!r}: {'; '.join(problems)} "
+                         f"(the workflow's run_config rule writes every key)")
+    return cls(**given)
 
 
 @dataclass
@@ -46,8 +67,8 @@ class RunConfig:
     manifest: str
     model: dict
     reduction: TokenReduction
-    train: TrainSettings = field(default_factory=TrainSettings)
-    eval: EvalSettings = field(default_factory=EvalSettings)
+    train: TrainSettings
+    eval: EvalSettings
     raw: dict = field(default_factory=dict)  # the file as read, recorded in provenance
 
     @classmethod
@@ -56,11 +77,11 @@ class RunConfig:
             return cls(
                 run_id=d["run_id"], dataset=d["dataset"], cache=d["cache"], manifest=d["manifest"],
                 model=dict(d["model"]), reduction=TokenReduction.from_dict(d.get("reduction", {})),
-                train=TrainSettings(**d.get("train", {})), eval=EvalSettings(**d.get("eval", {})), raw=d,
+                train=_settings(TrainSettings, "train", d), eval=_settings(EvalSettings, "eval", d), raw=d,
             )
         except KeyError as exc:
             raise ValueError(f"run config lacks key {exc}") from None
-        except TypeError as exc:  # unknown key in a section
+        except TypeError as exc:  # an unknown key of a reduction stage
             raise ValueError(f"run config: {exc}") from None
 
     @classmethod

@@ -74,19 +74,24 @@ def acquisition(dataset):
 def acquisition_cfg(dataset):
     """The part of a dataset's config that decides its raw files (a param of `acquire`): editing the
     other keys (allow_missing_test_videos, cache_storage, ...) must not re-acquire and rebuild everything."""
-    keys = ("format", "synthetic", "source", "root", "mirror", "sha256", "required")
+    keys = ("format", "synthetic", "source", "root", "mirror", "sha256")
     return {k: v for k, v in dataset_cfg(dataset).items() if k in keys}
 
 
 def unavailable_reason(dataset):
-    """Why a dataset cannot run now (gated files not placed), or None."""
+    """Why a dataset cannot run now (gated files not placed), or None: its table rows then say "not run".
+    A dataset the config marks `required: true` stops the workflow instead."""
     if acquisition(dataset) not in ("placed", "source"):
         return None
     missing = missing_files(dataset_cfg(dataset)["format"], raw_dir(dataset))
     if not missing:
         return None
-    return (f"{dataset} not provided: {len(missing)} required files missing under {raw_dir(dataset)} "
-            f"(run `snakemake {data_file(dataset, 'raw.ready')}` for the list and where to obtain them)")
+    reason = (f"{dataset} not provided: {len(missing)} required files missing under {raw_dir(dataset)} "
+              f"(run `snakemake {data_file(dataset, 'raw.ready')}` for the list and where to obtain them)")
+    if dataset_cfg(dataset)["required"]:
+        raise WorkflowError(f"datasets.{dataset}.required is true, but {reason}; or set its required: false to "
+                            f"leave its table rows \"not run\"")
+    return reason
 
 
 def run_dir(dataset, experiment, seed):

@@ -16,7 +16,7 @@ rule table:
         experiments=lambda wc: table_experiments(wc.table),
         not_run=lambda wc: {**not_run(runs_showing(wc.table)), **left_out_showing(wc.table)},
         # the paper's settings of each run (its epochs), to mark runs trained otherwise
-        dataset_defaults=lambda wc: {EXPERIMENTS[e]["dataset"]: DATASET_DEFAULTS.get(EXPERIMENTS[e]["dataset"], {})
+        dataset_defaults=lambda wc: {EXPERIMENTS[e]["dataset"]: DATASET_DEFAULTS[EXPERIMENTS[e]["dataset"]]
                                      for e in runs_showing(wc.table)},
         parts=lambda wc: TABLE_PARTS[wc.table],
         label=config["label"],

@@ -68,7 +68,7 @@ rule check_test_videos:
     output:
         data_file("{dataset}", "test_coverage.json"),
     params:
-        allowed=lambda wc: dataset_cfg(wc.dataset).get("allow_missing_test_videos", []),
+        allowed=lambda wc: dataset_cfg(wc.dataset)["allow_missing_test_videos"],
     log:
         os.path.join(LOGS, "check_test_videos", "{dataset}.log"),
     conda:

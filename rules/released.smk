@@ -82,8 +82,8 @@ rule evaluate_released:
     output:
         os.path.join(RESULTS, "released", "{checkpoint}", "metrics.json"),
     params:
-        batch_size=config["eval"].get("batch_size", 32),
-    threads: config.get("job_threads", 2)
+        batch_size=config["eval"]["batch_size"],
+    threads: config["job_threads"]
     resources:
         mem_mb=12000,
         runtime=120,

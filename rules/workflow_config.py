@@ -29,11 +29,6 @@ PER_EXPERIMENT_KEYS = (("train", "epochs"), ("train", "lr"), ("train", "num_fram
                        ("eval", "num_frames"), ("eval", "context_length"))
 
 
-#: Settings of a dataset without an entry in the experiment table's dataset_defaults: the paper's for its
-#: short-video datasets (Section 4.1: 12 frames, 32 words, lr 5e-6, 5 epochs).
-FALLBACK_SETTINGS = {"frames": 12, "context_length": 32, "lr": 5e-6, "epochs": 5}
-
-
 def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
@@ -53,12 +48,25 @@ def _filling_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": properties})
 
 
+def _filled_errors(config: dict, schema_path: str | os.PathLike) -> list[jsonschema.ValidationError]:
+    """Fill the schema's defaults into ``config`` (in place) and return its validation errors, shallowest first."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = _filling_defaults(jsonschema.Draft202012Validator)(schema)
+    return sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), _key_path(e)))
+
+
+def with_schema_defaults(partial: dict, schema_path: str | os.PathLike = SCHEMA_PATH) -> dict:
+    """A copy of ``partial`` (any part of a config, e.g. ``{"train": {"epochs": 2}}``) with the schema's
+    defaults filled in, unchecked: what a script or test that builds settings by hand starts from."""
+    filled = copy.deepcopy(partial)
+    _filled_errors(filled, schema_path)
+    return filled
+
+
 def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH, source: str = "config") -> None:
     """Check ``config`` against the JSON schema and fill in the schema's defaults (in place); raise
     ConfigError naming the key."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = _filling_defaults(jsonschema.Draft202012Validator)(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), _key_path(e)))
+    errors = _filled_errors(config, schema_path)
     for section, key in PER_EXPERIMENT_KEYS:
         if key in (config.get(section) or {}):
             raise ConfigError(
@@ -105,6 +113,10 @@ def load_experiments(config: dict) -> tuple[dict, dict, dict]:
     if errors:
         raise ConfigError(f"{path}: key {_key_path(errors[0])}: {errors[0].message}")
     experiments, defaults = table["experiments"], table["dataset_defaults"]
+    for name, exp in experiments.items():
+        if exp["dataset"] not in defaults:
+            raise ConfigError(f"{path}: experiments.{name}.dataset = {exp['dataset']!r} has no entry under "
+                              f"dataset_defaults: give its frames, context_length, lr and epochs there")
     left_out: dict = {}
     only = config.get("only_experiments")
     if only:
@@ -128,7 +140,7 @@ def load_experiments(config: dict) -> tuple[dict, dict, dict]:
         backbone = config["backbones"][exp["backbone"]]
         # the depth, where the config states it (a random or self-pretrained backbone; a file's is read at training)
         layers = (backbone.get("random") or backbone.get("pretrain", {}).get("architecture") or {}).get("vision_layers")
-        frames = exp.get("frames", {**FALLBACK_SETTINGS, **defaults.get(exp["dataset"], {})}["frames"])
+        frames = exp.get("frames", defaults[exp["dataset"]]["frames"])
         for i, stage in enumerate(exp.get("stages", [])):
             if layers is not None and stage["block"] >= layers:
                 raise ConfigError(f"{where}.stages[{i}].block = {stage['block']} but the backbone has {layers} blocks")
@@ -157,23 +169,21 @@ def manifest_name(dataset_cfg: dict, split: str | None = None) -> str:
 def run_config(config: dict, experiments: dict, dataset_defaults: dict, experiment: str, seed: int | str) -> dict:
     """The complete config of one run, as the train and evaluate jobs read it.
 
-    Precedence for lr, epochs, frames and context length: the experiment's own value, then the
-    paper's per-dataset default, then :data:`FALLBACK_SETTINGS` (the config may not set them:
+    ``config`` is validated (:func:`validate_config` filled the schema's defaults), so every train and
+    eval key is present and run.yaml is complete. Precedence for lr, epochs, frames and context length:
+    the experiment's own value, then the paper's per-dataset default (the config may not set them:
     :data:`PER_EXPERIMENT_KEYS`); then the config's ``scale`` multiplies lr and epochs.
     """
     exp = experiments[experiment]
     dataset = exp["dataset"]
-    defaults = dataset_defaults.get(dataset, {})
-    scale = config.get("scale", {})
+    settings = dataset_defaults[dataset]
+    scale = config["scale"]
     data = os.path.join(config["data_dir"], dataset)
-    base_train = config["train"]
-    settings = {**FALLBACK_SETTINGS, **defaults}
     frames = exp.get("frames", settings["frames"])
     context = settings["context_length"]
-    lr = float(exp.get("lr", settings["lr"])) * scale.get("lr", 1.0)
-    epochs = max(1, round(int(exp.get("epochs", settings["epochs"]))
-                          * scale.get("epochs", 1.0)))
-    train = {**base_train, "num_frames": frames, "context_length": context, "lr": lr, "epochs": epochs,
+    lr = float(exp.get("lr", settings["lr"])) * scale["lr"]
+    epochs = max(1, round(int(exp.get("epochs", settings["epochs"])) * scale["epochs"]))
+    train = {**config["train"], "num_frames": frames, "context_length": context, "lr": lr, "epochs": epochs,
              "seed": int(seed)}
     manifest = manifest_name(config["datasets"][dataset], exp.get("train_split"))
     reduction = {"method": exp["method"]}

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from run_settings import pretrain_settings
 from test_reruns import plain_shell_env
 
 from centerclip.clip import load
@@ -36,7 +37,7 @@ def test_batches_pair_frames_with_captions_naming_their_event():
 
 
 def test_the_pretrained_file_loads_with_clip_load_and_is_reproducible(tmp_path):
-    settings = PretrainSettings(TINY, steps=3, batch_size=8, warmup_steps=1, threads=1)
+    settings = PretrainSettings(**pretrain_settings(TINY, steps=3, batch_size=8, warmup_steps=1), threads=1)
     summary = pretrain_to(settings, tmp_path / "a.pt", tmp_path / "a.json")
     pretrain_to(settings, tmp_path / "b.pt", tmp_path / "b.json")
     a, b = load(tmp_path / "a.pt"), load(tmp_path / "b.pt")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from run_settings import train_settings
 
 from centerclip.clip import CLIP, CLIPConfig
 from centerclip.paper_figures import (figure_points, frames_per_segment_settings, plot_figure3, plot_figure4,
@@ -218,7 +219,8 @@ def test_figure5_from_checkpoint(tmp_path):
     raw = {"run_id": "lsmdc/x/seed0", "dataset": "lsmdc", "cache": str(tmp_path / "frames.h5"),
            "manifest": str(tmp_path / "manifest.csv"), "model": {"random": asdict(TINY)},
            "reduction": {"method": "centerclip", "stages": [{"block": 2, "segments": 3, "clusters": 8}]},
-           "eval": {"num_frames": 6}}
+           "train": train_settings(epochs=1, lr=1e-3, num_frames=6, context_length=32),
+           "eval": {"num_frames": 6, "context_length": 32, "batch_size": 2}}
     cfg = RunConfig.from_dict(raw)
     model = RetrievalModel(build_clip(cfg.model), cfg.reduction)
     torch.save({"run_config": raw, "model": model.state_dict()}, tmp_path / "checkpoint.pt")

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import torch
+from run_settings import train_settings
 
 from centerclip.evaluate import main as evaluate_main
 from centerclip.run_config import RunConfig, write_yaml_atomic
@@ -24,7 +25,8 @@ def run_dict(data, **train):
     return {"run_id": "tiny/test/seed42", "dataset": "tiny", "cache": str(data["cache"]),
             "manifest": str(data["manifest"]), "model": TINY_MODEL,
             "reduction": {"method": "centerclip", "stages": [{"block": 1, "segments": 2, "clusters": 20}]},
-            "train": {"epochs": 2, "batch_size": 4, "lr": 1e-3, "num_frames": 4, "context_length": 32, **train},
+            "train": train_settings(**{"epochs": 2, "batch_size": 4, "lr": 1e-3, "num_frames": 4, "context_length": 32,
+                                       **train}),
             "eval": {"num_frames": 4, "context_length": 32, "batch_size": 4}}
 
 

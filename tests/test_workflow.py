@@ -48,6 +48,9 @@ def test_config_errors_name_the_key(demo_config, mutate, message):
     (lambda c, e: e["experiments"]["msvd_b32_km_B6-4-49"]["stages"][0].__setitem__("segments", 5), r"does not divide"),
     (lambda c, e: e["experiments"]["msvd_b32_km_B6-4-49"]["stages"][0].__setitem__("block", 12), r"12 blocks"),
     (lambda c, e: c.__setitem__("only_experiments", ["nope"]), r"only_experiments names \['nope'\]"),
+    (lambda c, e: e["dataset_defaults"].pop("msvd"), r"experiments\.msvd_\S+\.dataset = 'msvd' has no entry under "
+                                                     r"dataset_defaults: give its frames, context_length, lr"),
+    (lambda c, e: e["dataset_defaults"]["msvd"].pop("lr"), r"key dataset_defaults.msvd: 'lr' is a required property"),
 ])
 def test_experiment_table_errors_name_file_and_key(demo_config, tmp_path, mutate, message):
     cfg = copy.deepcopy(demo_config)
@@ -200,3 +203,44 @@ def test_the_schema_owns_the_defaults_and_validation_fills_them(demo_config):
     given = copy.deepcopy(demo_config)
     validate_config(given)
     assert given["job_threads"] == demo_config["job_threads"] == 1  # a value the config sets is kept
+
+
+def test_a_config_without_train_and_eval_sections_gives_complete_runs(demo_config):
+    """Every training and evaluation setting a run reads has its default in the schema, and nowhere else:
+    run.yaml is complete, and the library's settings classes (which have no defaults) accept it."""
+    from dataclasses import fields
+
+    from centerclip.run_config import EvalSettings, RunConfig, TrainSettings
+
+    cfg = copy.deepcopy(demo_config)
+    for key in ("train", "eval", "scale"):
+        cfg.pop(key)
+    validate_config(cfg)
+    experiments, defaults, _ = load_experiments(cfg)
+    rc = run_config(cfg, experiments, defaults, "msrvtt9k_b32_km_B6-4-49", 42)
+    assert set(rc["train"]) == {f.name for f in fields(TrainSettings)}
+    assert set(rc["eval"]) == {f.name for f in fields(EvalSettings)}
+    run = RunConfig.from_dict(rc)
+    # Section 4.1: global batch 128, warm-up over 10% of the steps, AdamW weight decay 0.2; lr and epochs unscaled
+    assert (run.train.batch_size, run.train.warmup_fraction, run.train.weight_decay) == (128, 0.1, 0.2)
+    assert (run.train.lr, run.train.epochs, run.train.grad_accum, run.eval.batch_size) == (5e-6, 5, 1, 32)
+    lacking = copy.deepcopy(rc)
+    del lacking["train"]["grad_accum"]
+    with pytest.raises(ValueError, match=r"section 'train': lacks grad_accum \(the workflow's run_config rule"):
+        RunConfig.from_dict(lacking)
+    lacking["train"]["grad_acum"] = 2
+    with pytest.raises(ValueError, match=r"lacks grad_accum; unknown grad_acum"):
+        RunConfig.from_dict(lacking)
+
+
+def test_a_required_dataset_that_is_missing_stops_the_workflow(tmp_path, venv_env):
+    """`required: true`: a gated dataset whose files are not placed stops the plan with the reason, instead of
+    leaving its rows "not run" (the default)."""
+    (tmp_path / "required.yaml").write_text(yaml.safe_dump({"datasets": {"lsmdc": {"required": True}}}))
+    target = "results/paper/tables/table4.md"
+    proc = snakemake([target, "-n", "--cores", "1", "-d", str(tmp_path), "--configfile",
+                      str(REPO / "config/paper.yaml"), str(tmp_path / "required.yaml")], REPO, venv_env, check=False)
+    assert proc.returncode != 0
+    assert "datasets.lsmdc.required is true, but lsmdc not provided" in proc.stdout + proc.stderr
+    snakemake([target, "-n", "--cores", "1", "-d", str(tmp_path), "--configfile", str(REPO / "config/paper.yaml")],
+              REPO, venv_env)  # not required (the default): the plan goes on, its rows "not run"
