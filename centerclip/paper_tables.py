@@ -150,6 +150,65 @@ def _our_values(runs: Sequence[Mapping], columns: Sequence[str]) -> dict[str, fl
     return ours
 
 
+def _table_spec(table_id: str, paper: Mapping,
+                experiments: Mapping[str, Mapping]) -> tuple[Mapping, list[str], dict[str, str]]:
+    """The paper's table ``table_id``, its columns and paper row -> run id; KeyError / ValueError for
+    a table the paper lacks or runs naming rows it does not have."""
+    tables = paper["tables"]
+    if table_id not in tables:
+        raise KeyError(f"config/paper_numbers.yaml has no table {table_id!r} (has: {', '.join(tables)})")
+    table = tables[table_id]
+    columns = list(table.get("columns", paper["columns"]))
+    provided = rows_by_table(experiments, table_id)
+    unknown = sorted(set(provided) - set(table["rows"]))
+    if unknown:
+        raise ValueError(f"config/experiments.yaml names {table_id} rows that config/paper_numbers.yaml does not "
+                         f"have: {unknown}; use the paper's row names exactly")
+    return table, columns, provided
+
+
+def _not_run_lines(base: dict, paper_line: dict, run_id: str | None, not_run: Mapping[str, str],
+                   settings: dict) -> list[dict]:
+    """Our line (with the reason) and the paper's line of a row no metrics.json provides."""
+    reason = NO_EXPERIMENT if run_id is None else not_run.get(run_id, "no metrics.json for this run")
+    return [{**base, "status": "not run", "run_id": run_id or "", "source": "ours", "n_seeds": 0,
+             "note": reason, **settings},
+            {**paper_line, "status": "not run", "run_id": run_id or ""}]
+
+
+def _test_set_sizes(runs: Sequence[Mapping]) -> set[int]:
+    """The test-set sizes the runs' metrics.json dicts say they were evaluated on."""
+    return {int(m["efficiency"]["n_test_videos"]) for m in runs if (m.get("efficiency") or {}).get("n_test_videos")}
+
+
+def _our_note(runs: Sequence[Mapping], exp: Mapping, paper: Mapping,
+              dataset_defaults: Mapping[str, Mapping] | None) -> str:
+    """The note of our line: an incomplete test set and how the runs departed from the paper's training."""
+    paper_epochs = exp.get("epochs", (dataset_defaults or {}).get(exp["dataset"], {}).get("epochs"))
+    return "; ".join(n for n in (_coverage_note(runs), departures(
+        runs, paper_epochs, (paper.get("training") or {}).get("global_batch"))) if n)
+
+
+def _ours_lines(base: dict, paper_line: dict, theirs: dict, columns: list[str], ours: dict, run_id: str,
+                n_seeds: int, note: str) -> list[dict]:
+    """The lines ours / paper / diff (ours − paper on the retrieval columns) of a row we ran."""
+    diff = {c: ours[c] - theirs[c] for c in columns if c in RETRIEVAL_COLUMNS and not _isnan(theirs[c])}
+    return [{**base, "status": "ours", "run_id": run_id, "source": "ours", "n_seeds": n_seeds, "note": note, **ours},
+            {**paper_line, "status": "ours", "run_id": run_id},
+            {**base, "status": "ours", "run_id": run_id, "source": "diff", "note": "ours − paper", **diff}]
+
+
+def _lines_frame(lines: list[dict], columns: list[str], settings: list[str]) -> pd.DataFrame:
+    """The frame of ``lines``, with the MeM / Speed ratios and the best-epoch column added."""
+    value_cols = columns + [f"{c}_std" for c in columns if c not in settings]
+    frame = pd.DataFrame(lines, columns=["row", "position", "block", "status", "run_id", "source", "n_seeds", "note"]
+                         + value_cols)
+    _add_ratios(frame, columns)
+    frame[BEST_EPOCH] = [line.get(BEST_EPOCH, float("nan")) for line in lines]
+    frame["n_seeds"] = frame["n_seeds"].astype("Int64")
+    return frame
+
+
 def build_frame(table_id: str, paper: Mapping, experiments: Mapping[str, Mapping],
                 metrics: Mapping[str, Sequence[Mapping]], not_run: Mapping[str, str] | None = None,
                 dataset_defaults: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
@@ -158,17 +217,8 @@ def build_frame(table_id: str, paper: Mapping, experiments: Mapping[str, Mapping
     to the reference row for MeM / Speed, and the test-selected best-epoch T->V R@1. The note of our
     line says where the test set was incomplete and where the runs departed from the paper's training
     (weights, global batch, epochs: ``dataset_defaults`` gives the paper's epochs per dataset)."""
-    tables = paper["tables"]
-    if table_id not in tables:
-        raise KeyError(f"config/paper_numbers.yaml has no table {table_id!r} (has: {', '.join(tables)})")
-    table = tables[table_id]
-    columns = list(table.get("columns", paper["columns"]))
+    table, columns, provided = _table_spec(table_id, paper, experiments)
     cited = set(table.get("cited") or [])
-    provided = rows_by_table(experiments, table_id)
-    unknown = sorted(set(provided) - set(table["rows"]))
-    if unknown:
-        raise ValueError(f"config/experiments.yaml names {table_id} rows that config/paper_numbers.yaml does not "
-                         f"have: {unknown}; use the paper's row names exactly")
     not_run = dict(not_run or {})
     settings = [c for c in columns if c in SETTING_COLUMNS]
 
@@ -179,36 +229,20 @@ def build_frame(table_id: str, paper: Mapping, experiments: Mapping[str, Mapping
         base = {"row": name, "position": position, "block": _block(table_id, name)}
         paper_line = {**base, "source": "paper", "note": "", **{c: _num(theirs[c]) for c in columns}}
         run_id = provided.get(name)
+        runs = list(metrics.get(run_id, []) or []) if run_id else []
         if name in cited and run_id is None:
             lines.append({**paper_line, "status": "cited", "run_id": "",
                           "note": "cited: numbers as printed in the paper"})
-            continue
-        runs = list(metrics.get(run_id, []) or []) if run_id else []
-        if not runs:
-            reason = NO_EXPERIMENT if run_id is None else not_run.get(run_id, "no metrics.json for this run")
-            lines.append({**base, "status": "not run", "run_id": run_id or "", "source": "ours", "n_seeds": 0,
-                          "note": reason, **{c: theirs[c] for c in settings}})
-            lines.append({**paper_line, "status": "not run", "run_id": run_id or ""})
-            continue
-        ours = {**_our_values(runs, columns), **{c: theirs[c] for c in settings}}
-        exp = experiments[run_id]
-        test_sets.setdefault(exp["dataset"], set()).update(
-            int(m["efficiency"]["n_test_videos"]) for m in runs if (m.get("efficiency") or {}).get("n_test_videos"))
-        paper_epochs = exp.get("epochs", (dataset_defaults or {}).get(exp["dataset"], {}).get("epochs"))
-        note = "; ".join(n for n in (_coverage_note(runs), departures(
-            runs, paper_epochs, (paper.get("training") or {}).get("global_batch"))) if n)
-        lines.append({**base, "status": "ours", "run_id": run_id, "source": "ours", "n_seeds": len(runs),
-                      "note": note, **ours})
-        lines.append({**paper_line, "status": "ours", "run_id": run_id})
-        diff = {c: ours[c] - theirs[c] for c in columns if c in RETRIEVAL_COLUMNS and not _isnan(theirs[c])}
-        lines.append({**base, "status": "ours", "run_id": run_id, "source": "diff", "note": "ours − paper", **diff})
+        elif not runs:
+            lines += _not_run_lines(base, paper_line, run_id, not_run, {c: theirs[c] for c in settings})
+        else:
+            ours = {**_our_values(runs, columns), **{c: theirs[c] for c in settings}}
+            exp = experiments[run_id]
+            test_sets.setdefault(exp["dataset"], set()).update(_test_set_sizes(runs))
+            lines += _ours_lines(base, paper_line, theirs, columns, ours, run_id, len(runs),
+                                 _our_note(runs, exp, paper, dataset_defaults))
 
-    value_cols = columns + [f"{c}_std" for c in columns if c not in settings]
-    frame = pd.DataFrame(lines, columns=["row", "position", "block", "status", "run_id", "source", "n_seeds", "note"]
-                         + value_cols)
-    _add_ratios(frame, columns)
-    frame[BEST_EPOCH] = [line.get(BEST_EPOCH, float("nan")) for line in lines]
-    frame["n_seeds"] = frame["n_seeds"].astype("Int64")
+    frame = _lines_frame(lines, columns, settings)
     frame.attrs.update(table_id=table_id, columns=columns, caption=table["caption"],
                        test_sets={d: sorted(n) for d, n in test_sets.items()}, paper_test_sets=paper.get("test_videos", {}))
     return frame

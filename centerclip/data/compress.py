@@ -30,8 +30,9 @@ import math
 import os
 import re
 import subprocess
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import TypeVar
 
 import ffmpeg  # ffmpeg-python
 
@@ -278,10 +279,15 @@ def _validate(tmp: Path, src: Path, inp: dict, fps: float, short_side: int, ffmp
     return dict(width=width, height=height, frames=n)
 
 
-def _checked_settings(fps: float, short_side: int, compression: str) -> int:
-    """ValueError for settings no video could be compressed with; the short side as an int."""
+def _check_compression(compression: str) -> None:
+    """ValueError for a ``compression`` that is not one of :data:`COMPRESSIONS`."""
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
+
+
+def _checked_settings(fps: float, short_side: int, compression: str) -> int:
+    """ValueError for settings no video could be compressed with; the short side as an int."""
+    _check_compression(compression)
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps!r}")
     if int(short_side) != short_side or short_side < 2 or short_side % 2:
@@ -397,6 +403,53 @@ def _compress_or_keep(src: Path, dst: Path, fps: float, short_side: int, compres
     return dict(width=res["width"], height=res["height"], frames=res["frames"], skipped=False)
 
 
+_Job = tuple[int, str, str]  # a video of compress_many: (position in items, src, dst)
+
+
+def _outcome(fut: Future, job: _Job, results: list[tuple[int, dict]],
+             bad: list[tuple[int, tuple[str, str]]]) -> None:
+    """File a finished video under ``results`` or ``bad``; a missing ffmpeg or bad arguments raise."""
+    i, s, d = job
+    try:
+        r = fut.result()
+    except BadVideo as exc:
+        bad.append((i, (s, exc.reason)))
+    except (FFmpegNotFound, ValueError):
+        raise
+    except Exception as exc:  # keep going: report it with the bad videos
+        log.exception("unexpected error compressing %s", s)
+        bad.append((i, (s, f"internal error: {type(exc).__name__}: {exc}")))
+    else:
+        results.append((i, dict(id=Path(d).stem, src=s, dst=d, **r)))
+
+
+def _gather(futures: dict[Future, _Job]) -> tuple[list[tuple[int, dict]], list[tuple[int, tuple[str, str]]]]:
+    """Collect the videos as they finish, with a progress bar; on an error that stops all, cancel the rest."""
+    from tqdm import tqdm
+
+    results: list[tuple[int, dict]] = []
+    bad: list[tuple[int, tuple[str, str]]] = []
+    with tqdm(total=len(futures), desc="compress", unit="video", disable=None) as bar:
+        try:
+            for fut in as_completed(futures):
+                _outcome(fut, futures[fut], results, bad)
+                bar.update(1)
+                bar.set_postfix(bad=len(bad), refresh=False)
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+    return results, bad
+
+
+_T = TypeVar("_T")
+
+
+def _in_order(numbered: list[tuple[int, _T]]) -> list[_T]:
+    """The items of ``(position, item)`` pairs, by position (threads finish in any order)."""
+    return [item for _, item in sorted(numbered, key=lambda t: t[0])]
+
+
 def compress_many(
     items: list[tuple[str | os.PathLike, str | os.PathLike]],
     fps: float = 3,
@@ -423,40 +476,12 @@ def compress_many(
 
     Progress shows with tqdm on a terminal (disabled when stderr is not a TTY).
     """
-    from tqdm import tqdm
-
-    if compression not in COMPRESSIONS:
-        raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
+    _check_compression(compression)
 
     def one(src, dst) -> dict:
         return _compress_or_keep(Path(src), Path(dst), fps, short_side, compression, skip_existing)
 
-    results: list[tuple[int, dict]] = []
-    bad: list[tuple[int, tuple[str, str]]] = []
     with ThreadPoolExecutor(max_workers=max(1, int(threads))) as pool:
         futures = {pool.submit(one, s, d): (i, os.fspath(s), os.fspath(d)) for i, (s, d) in enumerate(items)}
-        with tqdm(total=len(futures), desc="compress", unit="video", disable=None) as bar:
-            try:
-                for fut in as_completed(futures):
-                    i, s, d = futures[fut]
-                    try:
-                        r = fut.result()
-                    except BadVideo as exc:
-                        bad.append((i, (s, exc.reason)))
-                    except (FFmpegNotFound, ValueError):
-                        raise
-                    except Exception as exc:  # keep going: report it with the bad videos
-                        log.exception("unexpected error compressing %s", s)
-                        bad.append((i, (s, f"internal error: {type(exc).__name__}: {exc}")))
-                    else:
-                        results.append((i, dict(id=Path(d).stem, src=s, dst=d, **r)))
-                    bar.update(1)
-                    bar.set_postfix(bad=len(bad), refresh=False)
-            except BaseException:
-                for fut in futures:
-                    fut.cancel()
-                raise
-    results.sort(key=lambda t: t[0])
-    bad.sort(key=lambda t: t[0])
-    return [r for _, r in results], [b for _, b in bad]
-
+        results, bad = _gather(futures)
+    return _in_order(results), _in_order(bad)

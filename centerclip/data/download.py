@@ -457,6 +457,63 @@ def _stale_partials(dest: Path) -> Iterator[Path]:
             continue
 
 
+# What a truncated or corrupt archive raises while it is read or unpacked.
+_ARCHIVE_ERRORS = (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError)
+
+
+def _check_extractable(archive: Path, dest: Path, marker: str) -> None:
+    """DownloadError unless ``archive`` exists and ``dest`` is free (an unmarked ``dest`` is not ours)."""
+    if dest.exists():
+        raise DownloadError(f"{dest} exists but has no {marker} marker, so it is not a finished extraction "
+                            f"of {archive.name}: delete it, or point the dataset's `source:` at it")
+    if not archive.is_file():
+        raise DownloadError(f"{archive}: archive not found")
+
+
+def _read_members(archive: Path) -> tuple[str, list[PurePosixPath]]:
+    """:func:`_members`, with an unreadable archive reported as a DownloadError."""
+    try:
+        return _members(archive)
+    except _ARCHIVE_ERRORS as exc:
+        raise DownloadError(f"{archive}: cannot read the archive ({type(exc).__name__}: {exc}); "
+                            f"it is probably truncated or corrupt") from None
+
+
+def _strip_top(paths: list[PurePosixPath], name: str) -> bool:
+    """Whether all members sit in one top-level directory called ``name`` (unpacked one level up)."""
+    # Zips made by macOS's Finder add a __MACOSX/ tree of resource forks beside the real top folder: not
+    # content, so it does not count as a second top-level entry (it is left behind with the temp folder).
+    tops = {p.parts[0] for p in paths if p.parts and p.parts[0] != "__MACOSX"}
+    return len(tops) == 1 and next(iter(tops)) == name and any(len(p.parts) > 1 for p in paths)
+
+
+def _fresh_partial(dest: Path) -> Path:
+    """An empty hidden ``.<dest>.partial-<pid>`` beside ``dest``, after removing dead processes' leftovers."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    for stale in _stale_partials(dest):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)  # an earlier failed try of this same process
+    tmp.mkdir()
+    return tmp
+
+
+def _unpack(kind: str, archive: Path, tmp: Path) -> None:
+    """Write every member of ``archive`` (a ``kind`` "zip" or "tar", members already checked) into ``tmp``."""
+    if kind == "zip":
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(tmp)
+        return
+    with tarfile.open(archive) as tf:
+        # Our own checks ran first (_members: no traversal, no links out, no devices); the "data" filter
+        # additionally drops setuid bits etc. where Python has it (3.11.4+ and 3.12; Debian 12's
+        # Python 3.11.2 has no extraction filters)
+        if hasattr(tarfile, "data_filter"):
+            tf.extractall(tmp, filter="data")
+        else:
+            tf.extractall(tmp)
+
+
 def extract(archive: str | os.PathLike, dest_dir: str | os.PathLike, *, marker: str = ".extracted") -> Path:
     """Unpack a zip / tar / tar.gz / tar.bz2 / tar.xz ``archive`` so its contents are in ``dest_dir``.
 
@@ -474,46 +531,18 @@ def extract(archive: str | os.PathLike, dest_dir: str | os.PathLike, *, marker: 
     if (dest / marker).is_file():
         log.info("%s: already extracted", dest)
         return dest
-    if dest.exists():
-        raise DownloadError(f"{dest} exists but has no {marker} marker, so it is not a finished extraction "
-                            f"of {archive.name}: delete it, or point the dataset's `source:` at it")
-    if not archive.is_file():
-        raise DownloadError(f"{archive}: archive not found")
+    _check_extractable(archive, dest, marker)
+    kind, paths = _read_members(archive)
+    strip = _strip_top(paths, dest.name)
+    tmp = _fresh_partial(dest)
     try:
-        kind, paths = _members(archive)
-    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
-        raise DownloadError(f"{archive}: cannot read the archive ({type(exc).__name__}: {exc}); "
-                            f"it is probably truncated or corrupt") from None
-    # Zips made by macOS's Finder add a __MACOSX/ tree of resource forks beside the real top folder: not
-    # content, so it does not count as a second top-level entry (it is left behind with the temp folder).
-    tops = {p.parts[0] for p in paths if p.parts and p.parts[0] != "__MACOSX"}
-    strip = len(tops) == 1 and next(iter(tops)) == dest.name and any(len(p.parts) > 1 for p in paths)
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    for stale in _stale_partials(dest):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)  # an earlier failed try of this same process
-    tmp.mkdir()
-    try:
-        if kind == "zip":
-            with zipfile.ZipFile(archive) as zf:
-                zf.extractall(tmp)
-        else:
-            with tarfile.open(archive) as tf:
-                # Our own checks ran above (no traversal, no links out, no devices); the "data" filter
-                # additionally drops setuid bits etc. where Python has it (3.11.4+ and 3.12; Debian 12's
-                # Python 3.11.2 has no extraction filters)
-                if hasattr(tarfile, "data_filter"):
-                    tf.extractall(tmp, filter="data")
-                else:
-                    tf.extractall(tmp)
+        _unpack(kind, archive, tmp)
         root = tmp / dest.name if strip else tmp
         (root / marker).write_text(f"{archive.name}\n")
         os.replace(root, dest)
     except DownloadError:
         raise
-    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+    except _ARCHIVE_ERRORS as exc:
         raise DownloadError(f"{archive}: extraction failed ({type(exc).__name__}: {exc}); "
                             f"the archive is probably truncated or corrupt") from None
     finally:

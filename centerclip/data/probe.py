@@ -13,8 +13,12 @@ import os
 import re
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from centerclip.data.ffmpeg_bin import ffmpeg_exe
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["BadVideo", "probe_video", "probe_header", "ffmpeg_banner", "parse_rotation"]
 
@@ -155,6 +159,54 @@ def probe_header(path: str | os.PathLike) -> dict:
     )
 
 
+def _decord_message(exc: Exception) -> str:
+    """Why decord failed, from its exception (one line of C++ log text without the log prefix)."""
+    msg = " ".join(str(exc).split())
+    msg = re.sub(r"^\[[\d:]+\]\s*\S+:\d+:\s*", "", msg)[:200]
+    return f"decord cannot read it (truncated, corrupt or unsupported codec?): {msg}"
+
+
+def _decord_read(p: Path) -> tuple[int, int, int, np.ndarray, float]:
+    """``(frames, coded width, coded height, frame timestamps, average fps)`` of ``p`` from decord,
+    or BadVideo with the reason it cannot be read."""
+    import decord  # imported late: heavy, and only needed here
+
+    vr = None
+    try:
+        vr = decord.VideoReader(os.fspath(p), num_threads=1)
+        n = len(vr)
+        if n == 0:
+            raise BadVideo(p, "video stream has no frames")
+        coded_h, coded_w = vr[0].shape[:2]  # see the rotation note in _displayed_size
+        return n, coded_w, coded_h, vr.get_frame_timestamp(list(range(n))), float(vr.get_avg_fps() or 0.0)
+    except BadVideo:
+        raise
+    except Exception as exc:  # decord raises DECORDError / RuntimeError with C++ log text
+        raise BadVideo(p, _decord_message(exc)) from None
+    finally:
+        del vr  # release the demuxer promptly
+
+
+def _duration(p: Path, ts: np.ndarray, n: int, avg_fps: float) -> float:
+    """Seconds from the first frame's start to the last frame's end (``n / avg_fps`` without timestamps)."""
+    duration = float(ts[:, 1].max() - ts[:, 0].min())
+    if not duration > 0:  # degenerate timestamps: fall back on the stream's nominal rate
+        if not avg_fps > 0:
+            raise BadVideo(p, "video stream has no usable timestamps or frame rate")
+        duration = n / avg_fps
+    return duration
+
+
+def _displayed_size(coded_w: int, coded_h: int, header: dict) -> tuple[int, int]:
+    """Width and height as displayed, from decord's first frame and the header's rotation."""
+    # decord 0.6 applies the rotation itself (frames come out as displayed); older builds
+    # return coded frames. Swap only when decord's frames still have the coded orientation.
+    width, height = int(coded_w), int(coded_h)
+    if header["rotation"] in (90, 270) and (width, height) == (header["height"], header["width"]) and width != height:
+        width, height = height, width
+    return width, height
+
+
 def probe_video(path: str | os.PathLike, *, header_fallback: bool = False) -> dict:
     """Facts about the first video stream of ``path``, read with decord (exact).
 
@@ -173,40 +225,14 @@ def probe_video(path: str | os.PathLike, *, header_fallback: bool = False) -> di
     """
     p = Path(path)
     header = probe_header(p)  # raises for non-videos and audio-only files
-
-    import decord  # imported late: heavy, and only needed here
-
-    vr = None
     try:
-        vr = decord.VideoReader(os.fspath(p), num_threads=1)
-        n = len(vr)
-        if n == 0:
-            raise BadVideo(p, "video stream has no frames")
-        coded_h, coded_w = vr[0].shape[:2]  # see the rotation note below
-        ts = vr.get_frame_timestamp(list(range(n)))
-        avg_fps = float(vr.get_avg_fps() or 0.0)
-    except Exception as exc:  # decord raises DECORDError / RuntimeError with C++ log text
-        if isinstance(exc, BadVideo):
-            reason = exc.reason
-        else:
-            msg = " ".join(str(exc).split())
-            msg = re.sub(r"^\[[\d:]+\]\s*\S+:\d+:\s*", "", msg)[:200]
-            reason = f"decord cannot read it (truncated, corrupt or unsupported codec?): {msg}"
+        n, coded_w, coded_h, ts, avg_fps = _decord_read(p)
+    except BadVideo as exc:
         if header_fallback and header["duration"] > 0:
-            return {**header, "decord_error": reason}
-        raise BadVideo(p, reason) from None
-    finally:
-        del vr  # release the demuxer promptly
-    duration = float(ts[:, 1].max() - ts[:, 0].min())
-    if not duration > 0:  # degenerate timestamps: fall back on the stream's nominal rate
-        if not avg_fps > 0:
-            raise BadVideo(p, "video stream has no usable timestamps or frame rate")
-        duration = n / avg_fps
-    # decord 0.6 applies the rotation itself (frames come out as displayed); older builds
-    # return coded frames. Swap only when decord's frames still have the coded orientation.
-    width, height = int(coded_w), int(coded_h)
-    if header["rotation"] in (90, 270) and (width, height) == (header["height"], header["width"]) and width != height:
-        width, height = height, width
+            return {**header, "decord_error": exc.reason}
+        raise
+    duration = _duration(p, ts, n, avg_fps)
+    width, height = _displayed_size(coded_w, coded_h, header)
     return dict(
         width=width,
         height=height,
