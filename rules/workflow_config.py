@@ -93,15 +93,9 @@ def resolve_config_path(config: dict, key: str) -> Path:
     return path
 
 
-def load_experiments(config: dict) -> tuple[dict, dict, dict]:
-    """Read and check the experiment table named by ``config["experiments"]``.
-
-    Returns (experiments, dataset_defaults, left_out): the experiments restricted to
-    ``config["only_experiments"]`` when given, and those it leaves out (so that tables can say why
-    their rows are empty). Each kept experiment's dataset and backbone must exist in the config, and
-    its stages must fit the backbone's depth and its frame count.
-    """
-    path = resolve_config_path(config, "experiments")
+def _read_experiment_table(path: Path) -> dict:
+    """The experiment table at ``path``, checked against the schema's ``experiment_file`` and for a
+    ``dataset_defaults`` entry of every experiment's dataset."""
     try:
         table = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -112,11 +106,48 @@ def load_experiments(config: dict) -> tuple[dict, dict, dict]:
                     key=lambda e: (len(e.absolute_path), _key_path(e)))
     if errors:
         raise ConfigError(f"{path}: key {_key_path(errors[0])}: {errors[0].message}")
-    experiments, defaults = table["experiments"], table["dataset_defaults"]
-    for name, exp in experiments.items():
-        if exp["dataset"] not in defaults:
+    for name, exp in table["experiments"].items():
+        if exp["dataset"] not in table["dataset_defaults"]:
             raise ConfigError(f"{path}: experiments.{name}.dataset = {exp['dataset']!r} has no entry under "
                               f"dataset_defaults: give its frames, context_length, lr and epochs there")
+    return table
+
+
+def _check_experiment(where: str, exp: dict, config: dict, frames: int) -> None:
+    """ConfigError (``where`` names the experiment) unless its dataset, backbone and training split are in
+    ``config`` and its stages fit the backbone's depth and its ``frames``."""
+    if exp["dataset"] not in config["datasets"]:
+        raise ConfigError(f"{where}.dataset = {exp['dataset']!r} is not under the config's datasets "
+                          f"({', '.join(config['datasets'])})")
+    if exp["backbone"] not in config["backbones"]:
+        raise ConfigError(f"{where}.backbone = {exp['backbone']!r} is not under the config's backbones "
+                          f"({', '.join(config['backbones'])})")
+    splits = config["datasets"][exp["dataset"]].get("train_splits")
+    if "train_split" in exp and (not splits or exp["train_split"] not in splits):
+        raise ConfigError(f"{where}.train_split = {exp['train_split']!r} is not in "
+                          f"datasets.{exp['dataset']}.train_splits ({splits})")
+    backbone = config["backbones"][exp["backbone"]]
+    # the depth, where the config states it (a random or self-pretrained backbone; a file's is read at training)
+    layers = (backbone.get("random") or backbone.get("pretrain", {}).get("architecture") or {}).get("vision_layers")
+    for i, stage in enumerate(exp.get("stages", [])):
+        if layers is not None and stage["block"] >= layers:
+            raise ConfigError(f"{where}.stages[{i}].block = {stage['block']} but the backbone has {layers} blocks")
+        if i == 0 and frames % stage["segments"]:
+            raise ConfigError(f"{where}.stages[0].segments = {stage['segments']} does not divide its "
+                              f"{frames} frames")
+
+
+def load_experiments(config: dict) -> tuple[dict, dict, dict]:
+    """Read and check the experiment table named by ``config["experiments"]``.
+
+    Returns (experiments, dataset_defaults, left_out): the experiments restricted to
+    ``config["only_experiments"]`` when given, and those it leaves out (so that tables can say why
+    their rows are empty). Each kept experiment's dataset and backbone must exist in the config, and
+    its stages must fit the backbone's depth and its frame count.
+    """
+    path = resolve_config_path(config, "experiments")
+    table = _read_experiment_table(path)
+    experiments, defaults = table["experiments"], table["dataset_defaults"]
     left_out: dict = {}
     only = config.get("only_experiments")
     if only:
@@ -126,27 +157,8 @@ def load_experiments(config: dict) -> tuple[dict, dict, dict]:
         left_out = {e: exp for e, exp in experiments.items() if e not in only}
         experiments = {e: experiments[e] for e in only}
     for name, exp in experiments.items():
-        where = f"{path}: experiments.{name}"
-        if exp["dataset"] not in config["datasets"]:
-            raise ConfigError(f"{where}.dataset = {exp['dataset']!r} is not under the config's datasets "
-                              f"({', '.join(config['datasets'])})")
-        if exp["backbone"] not in config["backbones"]:
-            raise ConfigError(f"{where}.backbone = {exp['backbone']!r} is not under the config's backbones "
-                              f"({', '.join(config['backbones'])})")
-        splits = config["datasets"][exp["dataset"]].get("train_splits")
-        if "train_split" in exp and (not splits or exp["train_split"] not in splits):
-            raise ConfigError(f"{where}.train_split = {exp['train_split']!r} is not in "
-                              f"datasets.{exp['dataset']}.train_splits ({splits})")
-        backbone = config["backbones"][exp["backbone"]]
-        # the depth, where the config states it (a random or self-pretrained backbone; a file's is read at training)
-        layers = (backbone.get("random") or backbone.get("pretrain", {}).get("architecture") or {}).get("vision_layers")
-        frames = exp.get("frames", defaults[exp["dataset"]]["frames"])
-        for i, stage in enumerate(exp.get("stages", [])):
-            if layers is not None and stage["block"] >= layers:
-                raise ConfigError(f"{where}.stages[{i}].block = {stage['block']} but the backbone has {layers} blocks")
-            if i == 0 and frames % stage["segments"]:
-                raise ConfigError(f"{where}.stages[0].segments = {stage['segments']} does not divide its "
-                                  f"{frames} frames")
+        _check_experiment(f"{path}: experiments.{name}", exp, config,
+                          exp.get("frames", defaults[exp["dataset"]]["frames"]))
     return experiments, defaults, left_out
 
 
