@@ -126,16 +126,10 @@ def _select_tokens(tokens: Tensor, stage: ClusterStage, method: str, training: b
     return tokens.gather(1, keep.unsqueeze(-1).expand(-1, -1, w)), keep
 
 
-def reduce_tokens(x: Tensor, seg_mask: Tensor, stage: ClusterStage, method: str, training: bool,
-                  segment_valid: str = "any", source: Tensor | None = None
-                  ) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor | None]:
-    """Apply one stage. ``x`` [B·G, 1+n, W] (G sequences per video), ``seg_mask`` bool [B, G].
-
-    Returns x [B·S, 1+K, W] and the segment mask [B, S] (a segment is valid when its last
-    sequence is). With ``source`` long [B·G, n] (where each patch token came from, e.g. its
-    frame·P + patch in the video), also returns the kept tokens' sources [B·S, K] (None after
-    pooling, whose tokens are means over frames).
-    """
+def _reduce(x: Tensor, seg_mask: Tensor, stage: ClusterStage, method: str, training: bool,
+            segment_valid: str) -> tuple[Tensor, Tensor, Tensor | None]:
+    """:func:`reduce_tokens`, plus the positions of the kept tokens among each segment's patch tokens
+    long [B·S, K] (None for pooling, whose tokens are means over frames)."""
     b, g = seg_mask.shape
     s = stage.segments
     if g % s:
@@ -151,11 +145,19 @@ def reduce_tokens(x: Tensor, seg_mask: Tensor, stage: ClusterStage, method: str,
         kept, keep = _select_tokens(x[:, :, :, 1:].reshape(b * s, per * (length - 1), w), stage, method,
                                     training, s)
     parts = seg_mask.view(b, s, per)
-    out = torch.cat([cls, kept], dim=1), parts.any(dim=-1) if segment_valid == "any" else parts[..., -1]
-    if source is None:
-        return out
-    kept_source = None if keep is None else source.reshape(b * s, per * (length - 1)).gather(1, keep.to(source.device))
-    return (*out, kept_source)
+    return (torch.cat([cls, kept], dim=1), parts.any(dim=-1) if segment_valid == "any" else parts[..., -1],
+            keep)
+
+
+def reduce_tokens(x: Tensor, seg_mask: Tensor, stage: ClusterStage, method: str, training: bool,
+                  segment_valid: str = "any") -> tuple[Tensor, Tensor]:
+    """Apply one stage. ``x`` [B·G, 1+n, W] (G sequences per video), ``seg_mask`` bool [B, G].
+
+    Returns x [B·S, 1+K, W] and the segment mask [B, S] (a segment is valid when its last
+    sequence is).
+    """
+    x, seg_mask, _ = _reduce(x, seg_mask, stage, method, training, segment_valid)
+    return x, seg_mask
 
 
 def temporal_shift(x: Tensor, frames: int, tokens: slice, fold_div: int = 8) -> Tensor:
@@ -202,7 +204,8 @@ def encode_segments(visual: torch.nn.Module, video: Tensor, mask: Tensor, reduct
     ``trace``: a list to which each stage appends ``(stage, kept)``, ``kept`` long [B, S, K] = which
     patches of the video its kept tokens are, as ``frame · P + patch`` (P patches per frame, raster
     order), through every earlier stage (as ToMe's ``trace_source`` records token sources during the
-    normal forward); None for pooling, whose tokens are means over frames. The forward is unchanged.
+    normal forward); None for pooling and any stage after it (pooled tokens are means over frames).
+    The forward is unchanged.
     """
     b, t = video.shape[:2]
     blocks = visual.transformer.resblocks
@@ -218,12 +221,11 @@ def encode_segments(visual: torch.nn.Module, video: Tensor, mask: Tensor, reduct
     for i, block in enumerate(blocks):
         while stages and stages[0].block == i:
             stage = stages.pop(0)
-            if source is None:
-                x, seg_mask = reduce_tokens(x, seg_mask, stage, reduction.method, training, reduction.segment_valid)
-                continue
-            x, seg_mask, source = reduce_tokens(x, seg_mask, stage, reduction.method, training,
-                                                reduction.segment_valid, source)
-            trace.append((stage, None if source is None else source.view(b, stage.segments, -1)))
+            x, seg_mask, keep = _reduce(x, seg_mask, stage, reduction.method, training, reduction.segment_valid)
+            if trace is not None:  # the kept tokens' places through every stage; none after pooling
+                source = None if source is None or keep is None else \
+                    source.reshape(keep.shape[0], -1).gather(1, keep.to(source.device))
+                trace.append((stage, None if source is None else source.view(b, stage.segments, -1)))
         if reduction.method in ("token_shift", "temporal_shift"):
             x = _shifted_block(block, x, t, reduction.method)
         else:

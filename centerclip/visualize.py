@@ -9,12 +9,17 @@ keeps: k-medoids++ or spectral clustering, L2-normalised or not, at the run's bl
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from centerclip.video_encoder import ClusterStage, TokenReduction, encode_segments
+
+if TYPE_CHECKING:
+    from centerclip.model import RetrievalModel
+    from centerclip.run_config import RunConfig
 
 
 @torch.no_grad()
@@ -48,7 +53,7 @@ def patch_mask(kept: Tensor | np.ndarray, frames_per_segment: int, grid: int) ->
 
 
 def load_checkpoint_video(checkpoint_path: str | os.PathLike, cache_path: str | os.PathLike, video_id: str,
-                          num_frames: int | None = None):
+                          num_frames: int | None = None) -> tuple[RetrievalModel, RunConfig, np.ndarray, Tensor]:
     """(model, run config, uint8 frames [T, S, S, 3] at the model's resolution, normalised float frames
     [T, 3, S, S]) for a training checkpoint of this package and one cached video, with the evaluation
     frame sampling (segment centres) and the run's evaluation frame count unless ``num_frames`` is given."""

@@ -203,3 +203,9 @@ def test_a_trace_reports_which_patches_each_stage_keeps_without_changing_the_for
     for b in range(2):
         for s in range(2):
             assert set(kept2[b, s].tolist()) <= set(kept1[b, 2 * s:2 * s + 2].flatten().tolist())
+    # pooled tokens are means over frames: that stage and every later one report no patches
+    trace = []
+    with torch.no_grad():
+        encode_segments(visual, video, mask, TokenReduction("pooling", (ClusterStage(2, 4, 5), ClusterStage(3, 2, 3))),
+                        trace=trace)
+    assert [(stage.block, kept) for stage, kept in trace] == [(2, None), (3, None)]
