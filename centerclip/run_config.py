@@ -10,7 +10,6 @@ import os
 from dataclasses import dataclass, field, fields
 import yaml
 
-from centerclip import atomic
 from centerclip.video_encoder import TokenReduction
 
 
@@ -95,7 +94,3 @@ class RunConfig:
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
 
-
-def write_yaml_atomic(data: dict, path: str | os.PathLike) -> None:
-    """Write a run config as YAML (keys in their given order), atomically."""
-    atomic.write_yaml(data, path)

@@ -8,7 +8,8 @@ import sys
 import pytest
 import torch
 
-from centerclip.run_config import RunConfig, write_yaml_atomic
+from centerclip import atomic
+from centerclip.run_config import RunConfig
 from centerclip.train import TrainingError, micro_batch_size, run
 from test_train import run_dict
 
@@ -51,7 +52,7 @@ def test_gradient_accumulation_keeps_the_global_batch_loss(tiny_dataset, single_
 
 @pytest.mark.slow  # ~20 s: two fresh interpreters importing torch on 2 cores
 def test_two_gloo_ranks_equal_one_process(tiny_dataset, single_process_run, tmp_path, venv_env):
-    write_yaml_atomic(run_dict(tiny_dataset, **SPLIT), tmp_path / "run.yaml")
+    atomic.write_yaml(run_dict(tiny_dataset, **SPLIT), tmp_path / "run.yaml")
     env = {**venv_env, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                            "-m", "centerclip.train", "--run-config", str(tmp_path / "run.yaml"),

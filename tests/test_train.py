@@ -12,7 +12,8 @@ import torch
 from run_settings import train_settings
 
 from centerclip.evaluate import main as evaluate_main
-from centerclip.run_config import RunConfig, write_yaml_atomic
+from centerclip import atomic
+from centerclip.run_config import RunConfig
 from centerclip.train import TrainingError, contrastive_loss, lr_factor, make_optimizer, run
 
 TINY_MODEL = {"random": {"embed_dim": 32, "image_resolution": 224, "vision_layers": 3, "vision_width": 64,
@@ -127,7 +128,7 @@ def test_crash_mid_epoch_resumes_from_the_step_checkpoint(tiny_dataset, tmp_path
 def test_kill_9_then_resume_gives_the_same_weights(tiny_dataset, tmp_path, venv_env):
     # the first last.pt is a step checkpoint in the middle of epoch 1 (4 steps per epoch)
     cfg = run_dict(tiny_dataset, epochs=3, checkpoint_every_steps=3, eval_every_epoch=False)
-    write_yaml_atomic(cfg, tmp_path / "run.yaml")
+    atomic.write_yaml(cfg, tmp_path / "run.yaml")
     cmd = [sys.executable, "-m", "centerclip.train", "--run-config", str(tmp_path / "run.yaml")]
     subprocess.run(cmd + ["--out-dir", str(tmp_path / "straight")], check=True, env=venv_env,
                    capture_output=True)
