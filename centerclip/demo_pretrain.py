@@ -30,6 +30,7 @@ from centerclip.clip import CLIP, CLIPConfig
 from centerclip.data.datasets import normalise_frames
 from centerclip.data.synthetic import COLOURS, MOTIONS, SHAPES, Event, _draw_shape, paraphrase
 from centerclip.tokenizer import tokenize
+from centerclip.train import contrastive_loss
 
 log = logging.getLogger("centerclip.demo_pretrain")
 
@@ -133,7 +134,6 @@ def pretrain(s: PretrainSettings) -> tuple[CLIP, list[float]]:
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay}, {"params": rest, "weight_decay": 0.0}],
                             lr=s.lr, betas=(0.9, 0.98), eps=1e-6)
     rng = np.random.default_rng(np.random.SeedSequence([s.seed, 0x5eed]))  # not a twin's seed stream
-    labels = torch.arange(s.batch_size)
     losses, t0 = [], time.perf_counter()
     model.train()
     for step in range(s.steps):
@@ -142,8 +142,7 @@ def pretrain(s: PretrainSettings) -> tuple[CLIP, list[float]]:
             group["lr"] = _lr(step, s)
         img = F.normalize(model.encode_image(images), dim=-1)
         txt = F.normalize(model.encode_text(tokens), dim=-1)
-        logits = model.logit_scale.exp() * img @ txt.t()
-        loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
+        loss = contrastive_loss(model.logit_scale.exp() * img @ txt.t())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
