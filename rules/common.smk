@@ -132,8 +132,8 @@ def runnable(experiments):
 
 
 def not_run(experiments):
-    return {e: unavailable_reason(EXPERIMENTS[e]["dataset"]) for e in experiments
-            if unavailable_reason(EXPERIMENTS[e]["dataset"]) is not None}
+    reasons = {e: unavailable_reason(EXPERIMENTS[e]["dataset"]) for e in experiments}
+    return {e: reason for e, reason in reasons.items() if reason is not None}
 
 
 def metrics_inputs(key):
@@ -306,6 +306,13 @@ def released_not_run(checkpoint):
     if dataset is None:
         return f"the config has no dataset of format {RELEASED[checkpoint]['format']}"
     return unavailable_reason(dataset)
+
+
+def released_reasons():
+    """Released checkpoint id -> why it cannot be evaluated now, or None. Called when the table's job is
+    planned, not at parse time: a `required: true` dataset that is missing must not stop other targets
+    (e.g. the raw.ready target that lists what to place)."""
+    return {c: released_not_run(c) for c in RELEASED}
 
 
 def released_url(checkpoint):

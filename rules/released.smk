@@ -102,15 +102,15 @@ rule evaluate_released:
 rule released_table:
     """The authors' R@1 of each released checkpoint beside ours (Markdown, CSV, LaTeX)."""
     input:
-        metrics=lambda wc: [released_metrics(c) for c in RELEASED if released_not_run(c) is None],
+        metrics=lambda wc: [released_metrics(c) for c, reason in released_reasons().items() if reason is None],
         checkpoints=released_list_path,
     output:
         md=report(os.path.join(RESULTS, "tables", "released.md"), category="Tables", caption="../report/table.rst"),
         csv=os.path.join(RESULTS, "tables", "released.csv"),
         tex=os.path.join(RESULTS, "tables", "released.tex"),
     params:
-        metrics={c: released_metrics(c) for c in RELEASED if released_not_run(c) is None},
-        not_run={c: released_not_run(c) for c in RELEASED if released_not_run(c) is not None},
+        metrics=lambda wc: {c: released_metrics(c) for c, reason in released_reasons().items() if reason is None},
+        not_run=lambda wc: {c: reason for c, reason in released_reasons().items() if reason is not None},
         datasets={c: released_dataset(c) for c in RELEASED},
         label=config["label"],
     log:
