@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> str:
 
 
 INTRO = (
-    "Batched `centerclip.clustering` vs the per-row loop `centerclip.clustering_reference` "
+    "Batched `centerclip.model.clustering` vs the per-row loop `centerclip.model.clustering_reference` "
     "(identical results asserted), and spectral clustering relative to k-medoids. Produced by "
     "`bench/bench_clustering.py`; random normal tokens (std 1); times are medians of "
     "`torch.utils.benchmark` runs. Targets on the 2-core CPU: loop / batched >= 20x, "

@@ -6,8 +6,8 @@ Usage (from the repository root)::
                                             [--videos-b32 N] [--videos-b16 N] [--videos-anet N]
                                             [--b16 kmedoids,spectral,...] [--json PATH] [--no-readme]
 
-ViT-B/32 and ViT-B/16 shapes with random weights (``centerclip.clip.CLIP(CLIPConfig(...))``), eval
-mode, ``torch.no_grad()``; each setting runs ``centerclip.video_encoder.encode_segments`` on the same
+ViT-B/32 and ViT-B/16 shapes with random weights (``centerclip.model.clip.CLIP(CLIPConfig(...))``), eval
+mode, ``torch.no_grad()``; each setting runs ``centerclip.model.video_encoder.encode_segments`` on the same
 random batch of videos (``[B, T, 3, 224, 224]``, every frame real). Rows of a group (backbone x
 frames) are timed round-robin after one warm-up call each (``torch.utils.benchmark`` with the
 process's thread count; on CUDA synchronised), and the median over repeats is divided by the
@@ -60,8 +60,8 @@ def targets(s: S.Setting, device: str, ratio: float) -> str:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from centerclip.clip import CLIP, CLIPConfig
-    from centerclip.video_encoder import encode_segments
+    from centerclip.model.clip import CLIP, CLIPConfig
+    from centerclip.model.video_encoder import encode_segments
 
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():

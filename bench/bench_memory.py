@@ -8,7 +8,7 @@ Usage (from the repository root)::
 Each setting of ``bench/settings.py`` runs in a FRESH Python subprocess: build the random-weight
 ``RetrievalModel`` (train mode), make a batch (random frames, every frame real; random captions of
 32 tokens), then one step: forward of texts and videos, the symmetric InfoNCE loss of the
-``[B, B]`` logits (``centerclip.train.contrastive_loss``), backward. No optimizer step.
+``[B, B]`` logits (``centerclip.training.objective.contrastive_loss``), backward. No optimizer step.
 
 * CPU: peak resident set size. Before the step the process's peak is reset (``echo 5 >
   /proc/self/clear_refs``, Linux >= 4.0) and its current RSS recorded (model, imports, batch);
@@ -75,11 +75,11 @@ def child(args: argparse.Namespace) -> dict:
 
     import torch
 
-    from centerclip.clip import CLIP, CLIPConfig
-    from centerclip.model import RetrievalModel
+    from centerclip.model.clip import CLIP, CLIPConfig
+    from centerclip.model.retrieval import RetrievalModel
 
     try:
-        from centerclip.train import contrastive_loss
+        from centerclip.training.objective import contrastive_loss
     except ImportError:  # a machine without the training deps (tqdm...): the same loss, inline
         import torch.nn.functional as F
 

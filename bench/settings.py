@@ -79,7 +79,7 @@ class Setting:
         return f"{self.backbone.replace('ViT-', '').replace('/', '')}_T{self.frames}_{m}{tail}"
 
     def reduction(self):
-        from centerclip.video_encoder import ClusterStage, TokenReduction
+        from centerclip.model.video_encoder import ClusterStage, TokenReduction
 
         if self.method == "meanP":
             return TokenReduction("meanP")

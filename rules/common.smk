@@ -4,7 +4,7 @@ import os
 import sys
 
 from centerclip.data.sources import CLIP_RELEASES, SOURCES, missing_files
-from centerclip.released_table import CheckpointListError, read_checkpoint_list
+from centerclip.paper.released_table import CheckpointListError, read_checkpoint_list
 # the workflow's own Python (config validation, run configs) sits beside this file
 sys.path.insert(0, os.path.join(workflow.basedir, "rules"))
 from workflow_config import (

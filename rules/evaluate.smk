@@ -20,5 +20,5 @@ rule evaluate:
     conda:
         ENV
     shell:
-        "OMP_NUM_THREADS={threads} \"$CENTERCLIP_PYTHON\" -m centerclip.evaluate --checkpoint {input.checkpoint} --out {output}"
+        "OMP_NUM_THREADS={threads} \"$CENTERCLIP_PYTHON\" -m centerclip.training.evaluate --checkpoint {input.checkpoint} --out {output}"
         " > {log} 2>&1"

@@ -94,7 +94,7 @@ rule evaluate_released:
     conda:
         ENV
     shell:
-        "OMP_NUM_THREADS={threads} \"$CENTERCLIP_PYTHON\" -m centerclip.released --checkpoint {input.checkpoint}"
+        "OMP_NUM_THREADS={threads} \"$CENTERCLIP_PYTHON\" -m centerclip.paper.released --checkpoint {input.checkpoint}"
         " --manifest {input.manifest} --cache {input.cache} --batch-size {params.batch_size} --out {output}"
         " > {log} 2>&1"
 

@@ -72,5 +72,5 @@ rule train:
         # so a different GPU count does not count as a changed run
         "if [ {resources.gpu} -gt 1 ]; then launch=\"$CENTERCLIP_PYTHON -m torch.distributed.run --standalone"
         " --nproc_per_node={resources.gpu}\"; else launch=$CENTERCLIP_PYTHON; fi; "
-        "OMP_NUM_THREADS={threads} $launch -m centerclip.train --run-config {input.run} --out-dir {params.out_dir}"
+        "OMP_NUM_THREADS={threads} $launch -m centerclip.training.train --run-config {input.run} --out-dir {params.out_dir}"
         " > {log} 2>&1"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from centerclip.clip import CLIP, CLIPConfig
-from centerclip.video_encoder import TokenReduction, encode_segments, pool_segments
+from centerclip.model.clip import CLIP, CLIPConfig
+from centerclip.model.video_encoder import TokenReduction, encode_segments, pool_segments
 
 TINY = CLIPConfig(embed_dim=32, image_resolution=64, vision_layers=4, vision_width=64, vision_patch_size=16,
                   context_length=16, vocab_size=49408, transformer_width=64, transformer_heads=1,

@@ -1,6 +1,6 @@
 """Independent CLIP ViT written the way OpenAI's model.py lays it out, for parity tests only.
 
-Deliberately different from ``centerclip.clip``: sequence-first [L, N, D] activations, attention and
+Deliberately different from ``centerclip.model.clip``: sequence-first [L, N, D] activations, attention and
 LayerNorm spelled out with elementary tensor ops, parameters held in plain containers. Only the parameter
 names are shared, since both must read the same checkpoints. Traceable with ``torch.jit.trace``.
 """

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from centerclip.clip import CLIP, CLIPConfig
+from centerclip.model.clip import CLIP, CLIPConfig
 
 #: The original's params.py defaults as its scripts set them for evaluation of a released run.
 BASE_HPARAMS = {

@@ -17,7 +17,7 @@ def train_settings(**given) -> dict:
 
 
 def pretrain_settings(architecture: dict, **given) -> dict:
-    """A backbone's ``pretrain:`` (the fields of centerclip.demo_pretrain.PretrainSettings but the job's
+    """A backbone's ``pretrain:`` (the fields of centerclip.training.demo_pretrain.PretrainSettings but the job's
     threads and init_from): ``given`` over the schema's defaults."""
     config = with_schema_defaults({"backbones": {"b": {"pretrain": {"architecture": architecture, **given}}}})
     return config["backbones"]["b"]["pretrain"]

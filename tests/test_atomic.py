@@ -1,4 +1,4 @@
-"""centerclip.atomic: a destination gets the writer's complete output or stays as it was."""
+"""centerclip.util.atomic: a destination gets the writer's complete output or stays as it was."""
 
 import json
 import os
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from centerclip import atomic
+from centerclip.util import atomic
 
 
 def _failing_writer(tmp: Path) -> None:
@@ -96,7 +96,7 @@ def test_save_torch_round_trips_and_does_not_depend_on_the_pid(tmp_path):
 
 
 def test_importing_atomic_does_not_import_torch():
-    code = "import centerclip.atomic, sys; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import centerclip.util.atomic, sys; assert 'torch' not in sys.modules, 'torch imported'"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
@@ -123,7 +123,7 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
     import subprocess
     import sys
 
-    from centerclip import atomic
+    from centerclip.util import atomic
 
     dst = tmp_path / "frames.h5"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,

@@ -35,7 +35,7 @@ from demo_config import quick_pretraining
 from centerclip.data.bad_videos import read_bad_videos
 from centerclip.data.datasets import VideoTextDataset
 from centerclip.data.frame_cache import FrameCache
-from centerclip.tokenizer import tokenize
+from centerclip.model.tokenizer import tokenize
 from tests.sample_videos import find_sample_video, sample_video
 from tests.videos import make_audio_only, make_vfr_video, make_video, truncate, write_text
 

@@ -4,9 +4,9 @@ temporal shift (TSM, patch tokens) and token shift (CLS token), with hand-checka
 import pytest
 import torch
 
-from centerclip.clip import CLIP
-from centerclip.train import micro_seed
-from centerclip.video_encoder import (ClusterStage, TokenReduction, encode_segments, reduce_tokens,
+from centerclip.model.clip import CLIP
+from centerclip.training.step import micro_seed
+from centerclip.model.video_encoder import (ClusterStage, TokenReduction, encode_segments, reduce_tokens,
                                       sparse_indices, temporal_shift)
 from tests.model_inputs import TINY, video_batch
 

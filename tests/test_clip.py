@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from centerclip.clip import (
+from centerclip.model.clip import (
     CLIP,
     CLIPConfig,
     ResidualAttentionBlock,

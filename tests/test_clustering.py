@@ -1,4 +1,4 @@
-"""Tests for centerclip.clustering (batched) against centerclip.clustering_reference (per-row loops)."""
+"""Tests for centerclip.model.clustering (batched) against centerclip.model.clustering_reference (per-row loops)."""
 
 from __future__ import annotations
 

@@ -13,9 +13,9 @@ import yaml
 from run_settings import pretrain_settings
 from test_reruns import plain_shell_env
 
-from centerclip.clip import load
+from centerclip.model.clip import load
 from centerclip.data.synthetic import COLOURS, Event
-from centerclip.demo_pretrain import PretrainSettings, draw_frame, pretrain_to, sample_batch
+from centerclip.training.demo_pretrain import PretrainSettings, draw_frame, pretrain_to, sample_batch
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = {"embed_dim": 32, "image_resolution": 64, "vision_layers": 2, "vision_width": 64, "vision_patch_size": 16,
@@ -75,8 +75,8 @@ def test_the_demo_pretrains_then_fine_tunes_well_above_chance(tmp_path):
 
 
 def test_the_b16_backbone_starts_from_the_b32_weights_resized():
-    from centerclip.clip import CLIP, CLIPConfig
-    from centerclip.demo_pretrain import resize_patches
+    from centerclip.model.clip import CLIP, CLIPConfig
+    from centerclip.training.demo_pretrain import resize_patches
 
     b32 = CLIP(CLIPConfig(32, 64, 2, 64, 32, 77, 49408, 64, 1, 1)).state_dict()
     b16 = resize_patches(b32, 16, 4)

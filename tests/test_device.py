@@ -5,7 +5,7 @@ machine. ``CENTERCLIP_TEST_DEVICE=cpu`` runs the same tests on the CPU, to check
 themselves before spending device time (the TF32 and host-synchronisation tests stay CUDA-only).
 
 What the CPU suite cannot show and these do: the accelerator branches of
-``centerclip.clustering`` (one slice of rows, a convergence check every 8 iterations, the
+``centerclip.model.clustering`` (one slice of rows, a convergence check every 8 iterations, the
 float64 Gram product that keeps TF32 out of the distances), batched vs per-row agreement with
 cuBLAS/cuSOLVER, and the encoder's equivalences, autocast and gradients on the device.
 """
@@ -20,9 +20,9 @@ import torch
 
 from centerclip import clustering as C
 from centerclip import clustering_reference as R
-from centerclip.clip import CLIP, load
-from centerclip.model import RetrievalModel
-from centerclip.video_encoder import ClusterStage, TokenReduction
+from centerclip.model.clip import CLIP, load
+from centerclip.model.retrieval import RetrievalModel
+from centerclip.model.video_encoder import ClusterStage, TokenReduction
 from tests.model_inputs import TINY, blobs, encode, same_partition, video_batch
 
 DEVICE = torch.device(os.environ.get("CENTERCLIP_TEST_DEVICE", "cuda"))

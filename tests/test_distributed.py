@@ -8,9 +8,10 @@ import sys
 import pytest
 import torch
 
-from centerclip import atomic
-from centerclip.run_config import RunConfig
-from centerclip.train import TrainingError, micro_batch_size, run
+from centerclip.util import atomic
+from centerclip.training.settings import RunConfig
+from centerclip.training.step import TrainingError, micro_batch_size
+from centerclip.training.train import run
 from test_train import run_dict
 
 SPLIT = {"epochs": 1, "batch_size": 8, "eval_every_epoch": False, "lr": 1e-3}  # 2 steps of 8 videos
@@ -55,7 +56,7 @@ def test_two_gloo_ranks_equal_one_process(tiny_dataset, single_process_run, tmp_
     atomic.write_yaml(run_dict(tiny_dataset, **SPLIT), tmp_path / "run.yaml")
     env = {**venv_env, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "-m", "centerclip.train", "--run-config", str(tmp_path / "run.yaml"),
+                           "-m", "centerclip.training.train", "--run-config", str(tmp_path / "run.yaml"),
                            "--out-dir", str(tmp_path / "ddp")], env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from centerclip.metrics import ranks_of_truth, retrieval_metrics
+from centerclip.training.metrics import ranks_of_truth, retrieval_metrics
 
 
 def test_perfect_diagonal():

@@ -11,12 +11,12 @@ import torch
 import yaml
 from run_settings import train_settings
 
-from centerclip.clip import CLIP, CLIPConfig
-from centerclip.paper_figures import (figure_points, frames_per_segment_settings, plot_figure3, plot_figure4,
+from centerclip.model.clip import CLIP, CLIPConfig
+from centerclip.paper.figures import (figure_points, frames_per_segment_settings, plot_figure3, plot_figure4,
                                       plot_figure5)
-from centerclip.clustering import kmedoids, spectral
-from centerclip.video_encoder import ClusterStage
-from centerclip.visualize import kept_patches, patch_mask
+from centerclip.model.clustering import kmedoids, spectral
+from centerclip.model.video_encoder import ClusterStage
+from centerclip.paper.figure5 import kept_patches, patch_mask
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = CLIPConfig(embed_dim=32, image_resolution=64, vision_layers=4, vision_width=64, vision_patch_size=16,
@@ -210,9 +210,10 @@ def write_cache(path: Path, video_id: str, frames: np.ndarray) -> None:
 def test_figure5_from_checkpoint(tmp_path):
     from dataclasses import asdict
 
-    from centerclip.model import RetrievalModel, build_clip
-    from centerclip.paper_figures import figure5_from_checkpoint
-    from centerclip.run_config import RunConfig
+    from centerclip.model.retrieval import RetrievalModel
+    from centerclip.training.checkpoint import build_clip
+    from centerclip.paper.figures import figure5_from_checkpoint
+    from centerclip.training.settings import RunConfig
 
     rng = np.random.default_rng(3)
     write_cache(tmp_path / "frames.h5", "video7", rng.integers(0, 256, size=(20, 80, 80, 3), dtype=np.uint8))

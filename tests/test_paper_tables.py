@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from centerclip.paper_tables import render_table, rows_by_table
+from centerclip.paper.tables import render_table, rows_by_table
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = ["table1", "table2", "table3a", "table3b", "table4", "table5", "table6", "table7", "table8", "table9"]
@@ -29,7 +29,7 @@ def experiments() -> dict:
 
 
 def metrics(r1: float, mem: float = 500.0, ms: float = 4.0, best: float | None = None) -> dict:
-    """A metrics.json as centerclip.evaluate writes it (the fields the tables read)."""
+    """A metrics.json as centerclip.training.evaluate writes it (the fields the tables read)."""
     m = {"t2v": {"R1": r1, "R5": r1 + 10, "R10": r1 + 20, "MdR": 5.0, "MnR": 12.5},
          "v2t": {"R1": r1 + 1, "R5": r1 + 11, "R10": r1 + 21, "MdR": 4.0, "MnR": 11.0},
          "efficiency": {"eval_ms_per_video": ms, "model_ms_per_video": ms / 2, "n_test_videos": 32},

@@ -1,4 +1,4 @@
-"""The authors' released checkpoints: reading them (centerclip.released) and the table comparing their R@1."""
+"""The authors' released checkpoints: reading them (centerclip.paper.released) and the table comparing their R@1."""
 
 import json
 import zipfile
@@ -9,13 +9,13 @@ import torch
 from http_server import serve_directory
 from released_zips import SETTINGS, hparams, tiny_clip, write_released_zip
 
-from centerclip.clip import CLIP
-from centerclip.clustering import kmedoids
+from centerclip.model.clip import CLIP
+from centerclip.model.clustering import kmedoids
 from centerclip.data.download import DownloadError
-from centerclip.model import RetrievalModel
-from centerclip.released import ReleasedCheckpointError, load, reduction_from_hparams, stage_starts
-from centerclip.released_table import download_checkpoint, read_checkpoint_list, render_released_table
-from centerclip.video_encoder import ClusterStage, TokenReduction
+from centerclip.model.retrieval import RetrievalModel
+from centerclip.paper.released import ReleasedCheckpointError, load, reduction_from_hparams, stage_starts
+from centerclip.paper.released_table import download_checkpoint, read_checkpoint_list, render_released_table
+from centerclip.model.video_encoder import ClusterStage, TokenReduction
 
 # (block, segments, clusters) by hand from the rule: frames 12 for blocks 1-6, then S; 49 clusters everywhere
 EXPECTED = {

@@ -21,9 +21,9 @@ from test_reruns import plain_shell_env
 from upstream import Upstream
 
 from centerclip.data.annotations import read_manifest
-from centerclip.evaluate import evaluate_test_split
-from centerclip.released import load
-from centerclip.run_config import EvalSettings
+from centerclip.training.evaluate import evaluate_test_split
+from centerclip.paper.released import load
+from centerclip.training.settings import EvalSettings
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow

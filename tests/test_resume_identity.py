@@ -11,9 +11,10 @@ import torch
 
 from centerclip.data.download import file_sha256
 from centerclip.data.sources import SOURCES, openai_release
-from centerclip.evaluate import main as evaluate_main
-from centerclip.run_config import RunConfig
-from centerclip.train import checkpoint_identity, run, run_identity, weights_record
+from centerclip.training.evaluate import main as evaluate_main
+from centerclip.training.settings import RunConfig
+from centerclip.training.identity import checkpoint_identity, run_identity, weights_record
+from centerclip.training.train import run
 from test_train import TINY_MODEL, run_dict
 
 # 16 training pairs: batch 8 -> 2 steps per epoch; no per-epoch evaluation unless a test asks
@@ -41,7 +42,7 @@ def test_changed_lr_starts_over_and_sets_the_old_state_aside(tiny_dataset, tmp_p
 
     d2 = copy.deepcopy(d)
     d2["train"]["lr"] = 5e-4
-    with caplog.at_level(logging.WARNING, logger="centerclip.train"):
+    with caplog.at_level(logging.WARNING, logger="centerclip.training"):
         summary = run(RunConfig.from_dict(d2), tmp_path, settings_file="runs/x/run.yaml")
     assert summary["resumed_at_step"] == 0 and summary["steps"] == 2
     assert summary["run_identity"] == run_identity(d2) != first["run_identity"]
@@ -101,7 +102,7 @@ def test_settings_that_do_not_change_the_weights_keep_the_identity(tiny_dataset)
 
 
 def test_partial_state_resumes_after_a_result_neutral_change(tiny_dataset, tmp_path, monkeypatch):
-    import centerclip.train as train
+    import centerclip.training.train as train
 
     d = run_dict(tiny_dataset, epochs=2, batch_size=8, checkpoint_every_steps=1, eval_every_epoch=False)
     real = train.lr_factor
@@ -132,7 +133,7 @@ def test_state_without_identity_is_set_aside(tiny_dataset, tmp_path, caplog):
     del state["run_identity"]  # as written before run identities existed
     torch.save(state, tmp_path / "last.pt")
     assert checkpoint_identity(tmp_path / "last.pt") is None
-    with caplog.at_level(logging.WARNING, logger="centerclip.train"):
+    with caplog.at_level(logging.WARNING, logger="centerclip.training"):
         summary = run(RunConfig.from_dict(d), tmp_path)
     assert summary["resumed_at_step"] == 0 and summary["steps"] == 2
     aside = _only_set_aside(tmp_path)
@@ -143,7 +144,7 @@ def test_state_without_identity_is_set_aside(tiny_dataset, tmp_path, caplog):
 
 
 def test_pretrained_weights_are_recorded_in_summary_and_metrics(tiny_dataset, tmp_path):
-    from centerclip.model import build_clip
+    from centerclip.training.checkpoint import build_clip
 
     weights_file = tmp_path / "weights" / "tiny_clip.pt"
     weights_file.parent.mkdir()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from centerclip.tokenizer import EOT_TOKEN, SOT_TOKEN, SimpleTokenizer, bytes_to_unicode, tokenize
+from centerclip.model.tokenizer import EOT_TOKEN, SOT_TOKEN, SimpleTokenizer, bytes_to_unicode, tokenize
 
 
 @pytest.fixture(scope="module")

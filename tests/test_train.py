@@ -11,10 +11,12 @@ import pytest
 import torch
 from run_settings import train_settings
 
-from centerclip.evaluate import main as evaluate_main
-from centerclip import atomic
-from centerclip.run_config import RunConfig
-from centerclip.train import TrainingError, contrastive_loss, lr_factor, make_optimizer, run
+from centerclip.training.evaluate import main as evaluate_main
+from centerclip.util import atomic
+from centerclip.training.settings import RunConfig
+from centerclip.training.objective import contrastive_loss, lr_factor, make_optimizer
+from centerclip.training.step import TrainingError
+from centerclip.training.train import run
 
 TINY_MODEL = {"random": {"embed_dim": 32, "image_resolution": 224, "vision_layers": 3, "vision_width": 64,
                          "vision_patch_size": 32, "context_length": 32, "vocab_size": 49408,
@@ -58,7 +60,7 @@ def test_training_updates_weights_and_writes_everything(tiny_dataset, tmp_path):
     cfg = RunConfig.from_dict(run_dict(tiny_dataset))
     summary = run(cfg, tmp_path)
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
-    from centerclip.model import build_clip
+    from centerclip.training.checkpoint import build_clip
 
     init = build_clip(TINY_MODEL).state_dict()
     changed = [k for k, v in ckpt["model"].items() if not torch.equal(v, init[k.removeprefix("clip.")])]
@@ -94,7 +96,7 @@ def test_batch_larger_than_data_is_explained(tiny_dataset, tmp_path):
 
 def test_crash_mid_epoch_resumes_from_the_step_checkpoint(tiny_dataset, tmp_path, monkeypatch):
     """Random token selection (sparse), frame sampling and data order all resume exactly."""
-    import centerclip.train as train
+    import centerclip.training.train as train
 
     d = run_dict(tiny_dataset, epochs=2, batch_size=8, checkpoint_every_steps=1, eval_every_epoch=False)
     d["reduction"] = {"method": "sparse", "stages": [{"block": 1, "segments": 2, "clusters": 20}]}
@@ -129,7 +131,7 @@ def test_kill_9_then_resume_gives_the_same_weights(tiny_dataset, tmp_path, venv_
     # the first last.pt is a step checkpoint in the middle of epoch 1 (4 steps per epoch)
     cfg = run_dict(tiny_dataset, epochs=3, checkpoint_every_steps=3, eval_every_epoch=False)
     atomic.write_yaml(cfg, tmp_path / "run.yaml")
-    cmd = [sys.executable, "-m", "centerclip.train", "--run-config", str(tmp_path / "run.yaml")]
+    cmd = [sys.executable, "-m", "centerclip.training.train", "--run-config", str(tmp_path / "run.yaml")]
     subprocess.run(cmd + ["--out-dir", str(tmp_path / "straight")], check=True, env=venv_env,
                    capture_output=True)
 

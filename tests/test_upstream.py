@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from centerclip.clip import load
+from centerclip.model.clip import load
 from centerclip.data.annotations import build_manifest
 from centerclip.data.download import download, read_digest_manifest
 from centerclip.data.sources import SOURCES, acquire, check_placed_files, sha256_from_openai_url

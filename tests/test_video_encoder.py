@@ -5,10 +5,10 @@ import dataclasses
 import pytest
 import torch
 
-from centerclip.clip import CLIP
-from centerclip.clustering import kmedoids
-from centerclip.model import RetrievalModel
-from centerclip.video_encoder import ClusterStage, TokenReduction, encode_segments, reduce_tokens
+from centerclip.model.clip import CLIP
+from centerclip.model.clustering import kmedoids
+from centerclip.model.retrieval import RetrievalModel
+from centerclip.model.video_encoder import ClusterStage, TokenReduction, encode_segments, reduce_tokens
 from tests.model_inputs import TINY, encode, video_batch
 
 @pytest.fixture(scope="module")
@@ -182,7 +182,7 @@ def test_stage_block_a_clusters_after_the_a_th_block(clip6, a):
 def test_a_trace_reports_which_patches_each_stage_keeps_without_changing_the_forward():
     """ToMe-style source tracking: (B2 - 4, 5) then (B3 - 2, 3) on 12 frames of 16 patches. The second
     stage's sources are patches of the video (frame * 16 + patch), found through the first stage."""
-    from centerclip.clip import CLIP, CLIPConfig
+    from centerclip.model.clip import CLIP, CLIPConfig
 
     torch.manual_seed(0)
     visual = CLIP(CLIPConfig(32, 64, 4, 64, 16, 77, 49408, 64, 1, 1)).eval().visual

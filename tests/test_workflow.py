@@ -210,7 +210,7 @@ def test_a_config_without_train_and_eval_sections_gives_complete_runs(demo_confi
     run.yaml is complete, and the library's settings classes (which have no defaults) accept it."""
     from dataclasses import fields
 
-    from centerclip.run_config import EvalSettings, RunConfig, TrainSettings
+    from centerclip.training.settings import EvalSettings, RunConfig, TrainSettings
 
     cfg = copy.deepcopy(demo_config)
     for key in ("train", "eval", "scale"):

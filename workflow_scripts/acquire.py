@@ -6,7 +6,7 @@ from _log import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821 - injected by Snakemake
 
-from centerclip import atomic  # noqa: E402
+from centerclip.util import atomic  # noqa: E402
 from centerclip.data import synthetic  # noqa: E402
 from centerclip.data.sources import acquire, check_placed_files  # noqa: E402
 

@@ -4,7 +4,7 @@ from _log import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821 - injected by Snakemake
 
-from centerclip.released_table import download_checkpoint  # noqa: E402
+from centerclip.paper.released_table import download_checkpoint  # noqa: E402
 
 sm = snakemake  # noqa: F821
 download_checkpoint(sm.params.url, sm.output[0], digest_manifest=sm.params.digest_manifest)

@@ -4,8 +4,8 @@ from _log import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821 - injected by Snakemake
 
-from centerclip import atomic  # noqa: E402
-from centerclip.run_folder import keep_finished_checkpoint  # noqa: E402
+from centerclip.util import atomic  # noqa: E402
+from centerclip.training.run_folder import keep_finished_checkpoint  # noqa: E402
 
 sm = snakemake  # noqa: F821
 moved = keep_finished_checkpoint(sm.params.out_dir, sm.input.run)

@@ -7,7 +7,7 @@ from _log import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821 - injected by Snakemake
 
-from centerclip import atomic  # noqa: E402
+from centerclip.util import atomic  # noqa: E402
 from centerclip.data.annotations import LAYOUTS, activitynet_membership, build_manifest, write_manifest  # noqa: E402
 
 sm = snakemake  # noqa: F821

@@ -4,7 +4,7 @@ from _log import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821 - injected by Snakemake
 
-from centerclip.demo_pretrain import PretrainSettings, pretrain_to  # noqa: E402
+from centerclip.training.demo_pretrain import PretrainSettings, pretrain_to  # noqa: E402
 
 sm = snakemake  # noqa: F821
 pretrain_to(PretrainSettings(**dict(sm.params.settings), threads=sm.threads), sm.output.weights, sm.output.summary)

@@ -6,7 +6,7 @@ from _log import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821 - injected by Snakemake
 
-from centerclip.paper_figures import figure_points, plot_figure3, plot_figure4  # noqa: E402
+from centerclip.paper.figures import figure_points, plot_figure3, plot_figure4  # noqa: E402
 
 sm = snakemake  # noqa: F821
 experiments = dict(sm.params.experiments)

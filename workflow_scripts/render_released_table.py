@@ -6,8 +6,8 @@ from _log import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821 - injected by Snakemake
 
-from centerclip import atomic  # noqa: E402
-from centerclip.released_table import read_checkpoint_list, render_released_table  # noqa: E402
+from centerclip.util import atomic  # noqa: E402
+from centerclip.paper.released_table import read_checkpoint_list, render_released_table  # noqa: E402
 
 sm = snakemake  # noqa: F821
 listed = read_checkpoint_list(sm.input.checkpoints)

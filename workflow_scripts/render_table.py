@@ -9,8 +9,8 @@ from _log import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821 - injected by Snakemake
 
-from centerclip import atomic  # noqa: E402
-from centerclip.paper_tables import render_table  # noqa: E402
+from centerclip.util import atomic  # noqa: E402
+from centerclip.paper.tables import render_table  # noqa: E402
 
 sm = snakemake  # noqa: F821
 paper = yaml.safe_load(open(sm.input.paper))

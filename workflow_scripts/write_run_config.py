@@ -3,7 +3,7 @@
 Deliberately imports nothing heavy: it runs once per experiment (dozens of times in the demo).
 """
 
-from centerclip import atomic
+from centerclip.util import atomic
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 atomic.write_yaml(dict(sm.params.run), sm.output[0])

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
-from centerclip import atomic
+from centerclip.util import atomic
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
-from centerclip import atomic
+from centerclip.util import atomic
 
 COLUMNS = ["video_id", "split", "stage", "reason"]
 

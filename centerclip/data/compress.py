@@ -36,7 +36,7 @@ from typing import TypeVar
 
 import ffmpeg  # ffmpeg-python
 
-from centerclip import atomic
+from centerclip.util import atomic
 from centerclip.data.ffmpeg_bin import FFmpegNotFound, ffmpeg_exe
 from centerclip.data.probe import BadVideo, ffmpeg_banner, probe_video
 
@@ -322,7 +322,7 @@ def compress_video(
     (whatever ``dst``'s extension), square pixels, no audio, no rotation metadata; ``mpeg4``
     when the ffmpeg binary lacks libx264 (logged; see ``codec`` in the result). Parent
     directories are created. The file is written under a temporary name beside ``dst``
-    (:func:`centerclip.atomic.path`), validated, then renamed; on any failure it is removed and
+    (:func:`centerclip.util.atomic.path`), validated, then renamed; on any failure it is removed and
     ``dst`` is untouched.
 
     Returns ``dict(width, height, frames, fps, codec)`` of the output.

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from centerclip.data.frame_cache import FrameCache
-from centerclip.tokenizer import tokenize
+from centerclip.model.tokenizer import tokenize
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

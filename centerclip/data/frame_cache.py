@@ -31,7 +31,7 @@ import h5py
 import numpy as np
 import simplejpeg
 
-from centerclip import atomic
+from centerclip.util import atomic
 from centerclip.data.compress import BadVideo
 
 STORAGES = ("raw", "lzf", "gzip", "jpeg")

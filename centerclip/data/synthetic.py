@@ -59,7 +59,7 @@ from pathlib import Path
 
 import numpy as np
 
-from centerclip import atomic
+from centerclip.util import atomic
 from centerclip.data.annotations import (ACTIVITYNET_BROKEN, ACTIVITYNET_LISTS, ACTIVITYNET_LISTS_DIR, LAYOUTS,
                                          MSRVTT_FILES, MSVD_FILES)
 from centerclip.data.ffmpeg_bin import ffmpeg_exe

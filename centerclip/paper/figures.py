@@ -26,7 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from centerclip import atomic  # noqa: E402
+from centerclip.util import atomic  # noqa: E402
 
 NO_PAPER_NUMBERS = "The paper prints this figure without numbers: only our points are shown."
 DEMO_NOTE = "demo: tiny model pretrained on synthetic data"
@@ -235,10 +235,10 @@ def plot_figure4(groups: Mapping[str, Sequence[Point]], out_png, out_pdf, label:
 def plot_figure5(frames_uint8: np.ndarray, settings: Sequence[tuple[int, Sequence]], grid: int, patch: int,
                  out_png, out_pdf, label: str, dim: float = 0.25, caption: str | None = None):
     """One row per setting (frames per segment, kept indices per segment — see
-    :func:`centerclip.visualize.kept_patches`): the T frames with the kept centre tokens' patches
+    :func:`centerclip.paper.figure5.kept_patches`): the T frames with the kept centre tokens' patches
     at full brightness and every other patch dimmed to ``dim``; frames of one segment share a
     border colour."""
-    from centerclip.visualize import patch_mask
+    from centerclip.paper.figure5 import patch_mask
 
     frames = np.asarray(frames_uint8)
     t, h, w = frames.shape[:3]
@@ -286,7 +286,7 @@ def figure5_from_checkpoint(checkpoint_path, cache_path, video_id: str, out_png,
     frames per segment, on the run's evaluation frames."""
     from dataclasses import replace
 
-    from centerclip.visualize import kept_patches, load_checkpoint_video
+    from centerclip.paper.figure5 import kept_patches, load_checkpoint_video
 
     model, cfg, frames_uint8, frames = load_checkpoint_video(checkpoint_path, cache_path, video_id)
     reduction = cfg.reduction

@@ -68,7 +68,7 @@ def _clean(text: str) -> str:
 
 
 def _default_merges() -> bytes:
-    resource = importlib.resources.files("centerclip") / "assets" / "bpe_simple_vocab_16e6.txt.gz"
+    resource = importlib.resources.files("centerclip.model") / "assets" / "bpe_simple_vocab_16e6.txt.gz"
     return resource.read_bytes()
 
 
@@ -76,7 +76,7 @@ class SimpleTokenizer:
     """CLIP's BPE tokenizer.
 
     Args:
-        bpe_path: gzipped merges file; defaults to the copy shipped in ``centerclip/assets``.
+        bpe_path: gzipped merges file; defaults to the copy shipped in ``centerclip/model/assets``.
     """
 
     def __init__(self, bpe_path: str | Path | None = None) -> None:

@@ -1,7 +1,7 @@
-"""Straightforward per-row reference of ``centerclip.clustering`` (test oracle, benchmark baseline).
+"""Straightforward per-row reference of ``centerclip.model.clustering`` (test oracle, benchmark baseline).
 
 One row at a time, Python loops over rows, KKZ picks, iterations and clusters, plain torch
-ops. It implements exactly the algorithm documented in :mod:`centerclip.clustering`, with the
+ops. It implements exactly the algorithm documented in :mod:`centerclip.model.clustering`, with the
 same numerical conventions (float32 distances from a centred Gram matrix with an exact zero
 diagonal and exact symmetry, float64 sums for the medoid update, first index on ties), so
 results must agree bit for bit. It is slow on purpose: clarity over speed.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from centerclip.clustering import Clusters, _fp32_context
+from centerclip.model.clustering import Clusters, _fp32_context
 
 __all__ = ["kmedoids", "spectral", "pairwise_sq_distances_row"]
 
@@ -93,7 +93,7 @@ def _l2n_row(xb: Tensor) -> Tensor:
 
 
 def kmedoids(x: Tensor, k: int, *, max_iter: int = 100, l2_normalize: bool = False) -> Clusters:
-    """Reference k-medoids++; same contract as :func:`centerclip.clustering.kmedoids`."""
+    """Reference k-medoids++; same contract as :func:`centerclip.model.clustering.kmedoids`."""
     _check(x, k)
     b, n, _ = x.shape
     meds, labs = [], []
@@ -136,7 +136,7 @@ def spectral_embedding_row(xb: Tensor, k: int, knn: int | None, sigma: float,
 
 def spectral(x: Tensor, k: int, *, knn: int | None = None, sigma: float = 2.0,
              max_iter: int = 100, dtype: torch.dtype = torch.float32) -> Clusters:
-    """Reference spectral clustering; same contract as :func:`centerclip.clustering.spectral`."""
+    """Reference spectral clustering; same contract as :func:`centerclip.model.clustering.spectral`."""
     _check(x, k)
     b, n, _ = x.shape
     if b == 0 or k == n:

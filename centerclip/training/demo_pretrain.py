@@ -5,7 +5,7 @@ al., 2021). The demo does the same at toy scale: a tiny CLIP is trained with CLI
 objective on single frames and their captions drawn from a *pretraining twin* — frames of coloured
 shapes painted in memory with the synthetic twins' drawing code and worded with their vocabulary, from
 a seed stream of its own, so no frame of any demo dataset (and no test video) is ever seen. The result is
-saved as a plain state dict with OpenAI's key names, which :func:`centerclip.clip.load` reads exactly as
+saved as a plain state dict with OpenAI's key names, which :func:`centerclip.model.clip.load` reads exactly as
 it reads ``ViT-B-32.pt``; the demo's ``backbones:`` then name it with ``pretrained:``.
 """
 
@@ -25,14 +25,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from centerclip import atomic
-from centerclip.clip import CLIP, CLIPConfig
+from centerclip.util import atomic
+from centerclip.model.clip import CLIP, CLIPConfig
 from centerclip.data.datasets import normalise_frames
 from centerclip.data.synthetic import COLOURS, MOTIONS, SHAPES, Event, _draw_shape, paraphrase
-from centerclip.tokenizer import tokenize
-from centerclip.train import contrastive_loss
+from centerclip.model.tokenizer import tokenize
+from centerclip.training.objective import contrastive_loss
 
-log = logging.getLogger("centerclip.demo_pretrain")
+log = logging.getLogger("centerclip.training.demo_pretrain")
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from centerclip.paper_tables import DEMO_NOTE, latex_escape
+from centerclip.paper.tables import DEMO_NOTE, latex_escape
 
 log = logging.getLogger(__name__)
 

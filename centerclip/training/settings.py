@@ -1,7 +1,7 @@
 """A run's complete configuration: what the train and evaluate jobs read.
 
 The workflow writes one ``run.yaml`` per (dataset, experiment, seed); the jobs read nothing
-else, so a run can be repeated by hand with ``python -m centerclip.train --run-config run.yaml``.
+else, so a run can be repeated by hand with ``python -m centerclip.training.train --run-config run.yaml``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field, fields
 import yaml
 
-from centerclip.video_encoder import TokenReduction
+from centerclip.model.video_encoder import TokenReduction
 
 
 @dataclass

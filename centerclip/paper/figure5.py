@@ -1,7 +1,7 @@
 """Figure 5's computation: which patches survive a run's token reduction.
 
 :func:`kept_patches` runs the video encoder's normal forward on a video's frames with a trace of
-token sources (:func:`centerclip.video_encoder.encode_segments`), so what it shows is what the model
+token sources (:func:`centerclip.model.video_encoder.encode_segments`), so what it shows is what the model
 keeps: k-medoids++ or spectral clustering, L2-normalised or not, at the run's block and K.
 :func:`load_checkpoint_video` reads the model of a training checkpoint and one cached video.
 """
@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from centerclip.video_encoder import ClusterStage, TokenReduction, encode_segments
+from centerclip.model.video_encoder import ClusterStage, TokenReduction, encode_segments
 
 if TYPE_CHECKING:
-    from centerclip.model import RetrievalModel
-    from centerclip.run_config import RunConfig
+    from centerclip.model.retrieval import RetrievalModel
+    from centerclip.training.settings import RunConfig
 
 
 @torch.no_grad()
@@ -59,9 +59,9 @@ def load_checkpoint_video(checkpoint_path: str | os.PathLike, cache_path: str | 
     frame sampling (segment centres) and the run's evaluation frame count unless ``num_frames`` is given."""
     from centerclip.data.datasets import normalise_frames, sample_frame_indices
     from centerclip.data.frame_cache import FrameCache
-    from centerclip.model import RetrievalModel
+    from centerclip.training.checkpoint import from_checkpoint
 
-    model, cfg = RetrievalModel.from_checkpoint(checkpoint_path)
+    model, cfg = from_checkpoint(checkpoint_path)
     num_frames = num_frames or cfg.eval.num_frames
     cache = FrameCache(cache_path)
     try:

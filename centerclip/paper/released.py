@@ -15,7 +15,7 @@ README "Checkpoints") released eight trained models as ``<id>.zip``, each holdin
 CLIP present, no other weight accepted; only the position-id buffer and the training state are
 dropped) and the video encoder from the hparams (:func:`reduction_from_hparams`). Settings this
 package does not implement (a ``seqTransf`` head, cluster embeddings, ...) are refused with the
-key named, never ignored. ``python -m centerclip.released`` evaluates one checkpoint on a test split.
+key named, never ignored. ``python -m centerclip.paper.released`` evaluates one checkpoint on a test split.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from typing import Any, Mapping
 
 import torch
 
-from centerclip import atomic
-from centerclip.clip import CLIP
-from centerclip.model import RetrievalModel
-from centerclip.video_encoder import ClusterStage, TokenReduction
+from centerclip.util import atomic
+from centerclip.model.clip import CLIP
+from centerclip.model.retrieval import RetrievalModel
+from centerclip.model.video_encoder import ClusterStage, TokenReduction
 
-log = logging.getLogger("centerclip.released")
+log = logging.getLogger("centerclip.paper.released")
 
 CHECKPOINT = "ckpt.best.pth.tar"
 HPARAMS = "hparams_train.json"
@@ -312,10 +312,10 @@ def reduction_to_dict(reduction: TokenReduction) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from centerclip.evaluate import evaluate_test_split
-    from centerclip.provenance import provenance
+    from centerclip.training.evaluate import evaluate_test_split
+    from centerclip.util.provenance import provenance
     from centerclip.data.download import file_sha256
-    from centerclip.run_config import EvalSettings
+    from centerclip.training.settings import EvalSettings
 
     parser = argparse.ArgumentParser(description="Evaluate one of the authors' released CenterCLIP checkpoints "
                                                  "on a test split, with its own frames and words.")

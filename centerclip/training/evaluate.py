@@ -1,4 +1,4 @@
-"""Evaluation job: ``python -m centerclip.evaluate --checkpoint DIR/checkpoint.pt --out metrics.json``.
+"""Evaluation job: ``python -m centerclip.training.evaluate --checkpoint DIR/checkpoint.pt --out metrics.json``.
 
 Encodes every test video and text once, builds the text x video similarity matrix in
 blocks, and writes R@1/5/10, MdR, MnR in both directions plus the efficiency columns:
@@ -24,16 +24,17 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from centerclip import atomic
+from centerclip.util import atomic
 from centerclip.data.annotations import read_manifest
 from centerclip.data.datasets import VideoTextDataset
-from centerclip.metrics import retrieval_metrics
-from centerclip.model import RetrievalModel, read_checkpoint
-from centerclip.provenance import provenance
-from centerclip.run_config import EvalSettings, RunConfig
-from centerclip.tokenizer import tokenize
+from centerclip.training.metrics import retrieval_metrics
+from centerclip.model.retrieval import RetrievalModel
+from centerclip.training.checkpoint import from_checkpoint, read_checkpoint
+from centerclip.util.provenance import provenance
+from centerclip.training.settings import EvalSettings, RunConfig
+from centerclip.model.tokenizer import tokenize
 
-log = logging.getLogger("centerclip.evaluate")
+log = logging.getLogger("centerclip.training.evaluate")
 
 
 class _Texts(Dataset):
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     try:
         ckpt = read_checkpoint(args.checkpoint)
-        model, cfg = RetrievalModel.from_checkpoint(ckpt)
+        model, cfg = from_checkpoint(ckpt)
     except ValueError as exc:
         log.error("%s", exc)
         return 1

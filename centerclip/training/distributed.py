@@ -2,8 +2,8 @@
 with gradients through the local shard, and the gradient sum that makes a step independent of
 the number of ranks.
 
-Launch with ``torchrun --standalone --nproc_per_node=N -m centerclip.train ...`` (env:// init,
-torchrun picks a free port); a plain ``python -m centerclip.train`` is a world of one.
+Launch with ``torchrun --standalone --nproc_per_node=N -m centerclip.training.train ...`` (env:// init,
+torchrun picks a free port); a plain ``python -m centerclip.training.train`` is a world of one.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def keep_finished_checkpoint(out_dir: str | os.PathLike, run_yaml: str | os.Path
     (an edited experiment): move it and its results into ``superseded/`` and return that folder. The
     same settings: raise :class:`FinishedCheckpointError`, leaving everything in place.
     """
-    from centerclip.train import checkpoint_identity, config_identity  # torch: only when there is a checkpoint
+    from centerclip.training.identity import checkpoint_identity, config_identity  # torch: only when there is a checkpoint
 
     out_dir = Path(out_dir)
     checkpoint = out_dir / "checkpoint.pt"

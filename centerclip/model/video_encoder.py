@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from centerclip.clustering import kmedoids, spectral
+from centerclip.model.clustering import kmedoids, spectral
 
 METHODS = ("meanP", "centerclip", "pooling", "sparse", "token_shift", "temporal_shift")
 ALGORITHMS = ("kmedoids", "spectral")

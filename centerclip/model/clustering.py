@@ -2,7 +2,7 @@
 
 Every function here clusters ``B`` independent rows (one row = the tokens of one temporal
 segment) at once, with no Python loop whose length depends on ``B`` and no host
-synchronisation per iteration. ``centerclip.clustering_reference`` implements the same
+synchronisation per iteration. ``centerclip.model.clustering_reference`` implements the same
 algorithm one row at a time and serves as the test oracle and benchmark baseline.
 
 Numerical conventions (shared with the reference so that both give identical results):

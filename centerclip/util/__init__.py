@@ -1,0 +1,1 @@
+"""Helpers shared by the data, training and paper packages: atomic writes and provenance."""
