@@ -1,33 +1,19 @@
-# Config validation, the experiment table, paths and input functions: the Python of the workflow, with
-# workflow_config.py beside this file (config validation and run configs, importable by tests).
+# Paths and input functions of the workflow. Path functions are named <thing>_path (a pattern when given
+# the "{wildcard}" strings), input functions <thing>_inputs; constants are in CAPS. The config was
+# validated and the experiment table (EXPERIMENTS, DATASET_DEFAULTS, LEFT_OUT) loaded in the Snakefile.
 import os
-import sys
 
-from centerclip.data.sources import CLIP_RELEASES, SOURCES, missing_files
-from centerclip.paper.released_table import CheckpointListError, read_checkpoint_list
-# the workflow's own Python (config validation, run configs) sits beside this file
-sys.path.insert(0, os.path.join(workflow.basedir, "rules"))
+from centerclip.data.upstreams import UPSTREAMS, missing_files
 from workflow_config import (
     CACHE_NAME,
-    ConfigError,
+    CLIP_FILES,
     default_train_split,
     manifest_name,
-    load_experiments,
+    models_path,
+    pretrained_here,
     resolve_config_path,
-    run_config,
-    validate_config,
 )
 
-try:
-    validate_config(config, schema_path=workflow.source_path("../config/schema.yaml"))
-    EXPERIMENTS, DATASET_DEFAULTS, LEFT_OUT = load_experiments(config)
-except ConfigError as exc:
-    raise WorkflowError(str(exc)) from None
-
-# Jobs run the interpreter Snakemake runs under (on SLURM too: the executor starts each job's Snakemake with
-# it, which sets this again), so a job finds torch and centerclip without an activated environment. An
-# environment variable, not a param: moving the environment must not count as changed settings.
-os.environ.update(CENTERCLIP_PYTHON=sys.executable)
 PAPER_NUMBERS = str(resolve_config_path(config, "paper_numbers"))
 DATA = config["data_dir"]
 RESULTS = config["results_dir"]
@@ -40,6 +26,9 @@ TABLES = [f"table{n}" for n in range(1, 10)]
 # Table 3 is two sub-tables in the paper (training on 7K and on 9K); table3.md holds both
 TABLE_PARTS = {t: [t] for t in TABLES} | {"table3": ["table3a", "table3b"]}
 FIGURES = ["figure3", "figure4", "figure5"]
+# Backbones the workflow pretrains itself (the demo), by their file name under <data_dir>/models/ without
+# its extension -> the backbone's name.
+PRETRAINED_HERE = pretrained_here(config)
 
 
 wildcard_constraints:
@@ -55,20 +44,28 @@ def dataset_cfg(dataset):
     return config["datasets"][dataset]
 
 
-def raw_dir(dataset):
-    """Where the dataset's raw files are: a configured source, the placed/download root, or the twin."""
+def data_path(dataset, *parts):
+    """<data_dir>/<dataset>/<parts...>: every file the workflow keeps per dataset (``dataset`` may be the
+    "{dataset}" wildcard)."""
+    return os.path.join(DATA, dataset, *parts)
+
+
+def raw_root_path(dataset):
+    """Where the dataset's raw files are: its `source:` copy, the placed/download root, or the twin."""
     d = dataset_cfg(dataset)
     return d.get("source") or d.get("root") or os.path.join(DATA, "raw", dataset)
 
 
 def acquisition(dataset):
-    """How a dataset's raw files come: synthetic | source (already on disk) | download | placed (gated)."""
+    """How a dataset's raw files come: synthetic | source (its `source:` copy, already on disk) | download |
+    placed (gated)."""
     d = dataset_cfg(dataset)
     if "synthetic" in d:
         return "synthetic"
     if d.get("source"):
+        # the value is a param of acquire: renaming it would rerun every finished dataset given by `source:`
         return "source"
-    return "placed" if SOURCES[d["format"]].gated else "download"
+    return "placed" if UPSTREAMS[d["format"]].gated else "download"
 
 
 def acquisition_cfg(dataset):
@@ -80,33 +77,92 @@ def acquisition_cfg(dataset):
 
 def unavailable_reason(dataset):
     """Why a dataset cannot run now (gated files not placed), or None: its table rows then say "not run".
-    A dataset the config marks `required: true` stops the workflow instead."""
+    A dataset the config marks `required: true` stops the workflow instead: checked when a target that
+    needs it is planned, not at parse time, so the raw.ready target that lists what to place still plans."""
     if acquisition(dataset) not in ("placed", "source"):
         return None
-    missing = missing_files(dataset_cfg(dataset)["format"], raw_dir(dataset))
+    missing = missing_files(dataset_cfg(dataset)["format"], raw_root_path(dataset))
     if not missing:
         return None
-    reason = (f"{dataset} not provided: {len(missing)} required files missing under {raw_dir(dataset)} "
-              f"(run `snakemake {data_file(dataset, 'raw.ready')}` for the list and where to obtain them)")
+    reason = (f"{dataset} not provided: {len(missing)} required files missing under {raw_root_path(dataset)} "
+              f"(run `snakemake {data_path(dataset, 'raw.ready')}` for the list and where to obtain them)")
     if dataset_cfg(dataset)["required"]:
         raise WorkflowError(f"datasets.{dataset}.required is true, but {reason}; or set its required: false to "
                             f"leave its table rows \"not run\"")
     return reason
 
 
-def run_dir(dataset, experiment, seed):
+def cache_path(dataset):
+    return data_path(dataset, CACHE_NAME)
+
+
+def manifest_path(dataset, split=None):
+    """The manifest a run on ``split`` trains from (manifest.csv holds the default train split)."""
+    return data_path(dataset, manifest_name(dataset_cfg(dataset), split))
+
+
+def cache_storage(dataset):
+    """How frames.h5 stores frames: the dataset's cache_storage, else preprocess.cache_storage (default in the schema)."""
+    return dataset_cfg(dataset).get("cache_storage") or config["preprocess"]["cache_storage"]
+
+
+def shard_inputs(wildcards):
+    """The compressed shards' lists of the dataset, all of which its frame cache reads."""
+    return expand(
+        data_path("{dataset}", "compressed", "shard{shard}.tsv"),
+        dataset=wildcards.dataset,
+        shard=range(config["preprocess"]["shards"]),
+    )
+
+
+def coverage_inputs(wildcards):
+    """The test-coverage check of the run's dataset: an order-only input (ancient), so allowing one more
+    missing test video later reruns no training."""
+    return ancient(data_path(wildcards.dataset, "test_coverage.json"))
+
+
+def run_path(dataset, experiment, seed):
+    """The folder of one run."""
     return os.path.join(RESULTS, "runs", dataset, experiment, f"seed{seed}")
 
 
-def run_file(name):
+def run_file_path(name):
     """Path pattern of one file of a run folder, with the {dataset}/{experiment}/{seed} wildcards."""
-    return os.path.join(run_dir("{dataset}", "{experiment}", "{seed}"), name)
+    return os.path.join(run_path("{dataset}", "{experiment}", "{seed}"), name)
 
 
-def metrics_files(experiment):
+def metrics_paths(experiment):
     """metrics.json of every seed of one experiment."""
     dataset = EXPERIMENTS[experiment]["dataset"]
-    return [os.path.join(run_dir(dataset, experiment, s), "metrics.json") for s in config["seeds"]]
+    return [os.path.join(run_path(dataset, experiment, s), "metrics.json") for s in config["seeds"]]
+
+
+def clip_path(name):
+    """<data_dir>/models/<name>.pt: a pretrained backbone file, downloaded (OpenAI's) or pretrained here."""
+    return models_path(config, f"{name}.pt")
+
+
+def clip_download(name):
+    """URL and sha256 of <data_dir>/models/<name>.pt: the mirror and digest of the backbone that names this
+    file when it sets them, else OpenAI's (a mirror of OpenAI's file has OpenAI's digest)."""
+    official = UPSTREAMS[CLIP_FILES[name]].downloads["weights"]
+    for model in config["backbones"].values():
+        if os.path.normpath(model.get("pretrained", "")) == os.path.normpath(clip_path(name)):
+            return {"url": model.get("mirror") or official.url,
+                    "sha256": (model.get("sha256") or official.sha256).lower()}
+    return {"url": official.url, "sha256": official.sha256}
+
+
+def pretrain_start_paths(stem):
+    """[the pretrained file a self-pretrained backbone starts from] (its `init_from` backbone's), or []."""
+    start = config["backbones"][PRETRAINED_HERE[stem]]["pretrain"].get("init_from")
+    return [] if start is None else [config["backbones"][start]["pretrained"]]
+
+
+def backbone_inputs(wildcards):
+    """A pretrained backbone file is an input of the training job (so it is downloaded first)."""
+    model = config["backbones"][EXPERIMENTS[wildcards.experiment]["backbone"]]
+    return [model["pretrained"]] if model.get("pretrained") else []
 
 
 def runs_showing(key, experiments=None):
@@ -137,116 +193,11 @@ def not_run(experiments):
 
 
 def metrics_inputs(key):
-    return [m for e in runnable(runs_showing(key)) for m in metrics_files(e)]
+    return [m for e in runnable(runs_showing(key)) for m in metrics_paths(e)]
 
 
 def metrics_by_experiment(key):
-    return {e: metrics_files(e) for e in runnable(runs_showing(key))}
-
-
-def data_file(dataset, *parts):
-    """<data_dir>/<dataset>/<parts...>: every file the workflow keeps per dataset (``dataset`` may be the
-    "{dataset}" wildcard)."""
-    return os.path.join(DATA, dataset, *parts)
-
-
-def cache_file(dataset):
-    return data_file(dataset, CACHE_NAME)
-
-
-def manifest_path(dataset, split=None):
-    """The manifest a run on ``split`` trains from (manifest.csv holds the default train split)."""
-    return data_file(dataset, manifest_name(dataset_cfg(dataset), split))
-
-
-def shard_outputs(wildcards):
-    return expand(
-        data_file("{dataset}", "compressed", "shard{shard}.tsv"),
-        dataset=wildcards.dataset,
-        shard=range(config["preprocess"]["shards"]),
-    )
-
-
-def cache_storage(dataset):
-    """How frames.h5 stores frames: the dataset's cache_storage, else preprocess.cache_storage (default in the schema)."""
-    return dataset_cfg(dataset).get("cache_storage") or config["preprocess"]["cache_storage"]
-
-
-def coverage_gate(wildcards):
-    """The test-coverage check of the run's dataset: an order-only input (ancient), so allowing one more
-    missing test video later reruns no training."""
-    return ancient(data_file(wildcards.dataset, "test_coverage.json"))
-
-
-# The released CLIP archives the download_clip rule fetches, by their file name under <data_dir>/models/
-# (OpenAI's: ViT-B-32.pt) without its extension.
-CLIP_FILES = {os.path.splitext(SOURCES[source].downloads["weights"].filename)[0]: source
-              for source in CLIP_RELEASES.values()}
-
-
-def clip_path(name):
-    return os.path.join(DATA, "models", f"{name}.pt")
-
-
-def clip_download(name):
-    """URL and sha256 of <data_dir>/models/<name>.pt: the mirror and digest of the backbone that names this
-    file when it sets them, else OpenAI's (a mirror of OpenAI's file has OpenAI's digest)."""
-    official = SOURCES[CLIP_FILES[name]].downloads["weights"]
-    for model in config["backbones"].values():
-        if os.path.normpath(model.get("pretrained", "")) == os.path.normpath(clip_path(name)):
-            return {"url": model.get("mirror") or official.url,
-                    "sha256": (model.get("sha256") or official.sha256).lower()}
-    return {"url": official.url, "sha256": official.sha256}
-
-
-def _check_backbone_downloads():
-    """A `mirror:`/`sha256:` applies only to a file the workflow downloads; anywhere else it would be ignored."""
-    downloaded = {os.path.normpath(clip_path(n)) for n in CLIP_FILES}
-    for name, model in config["backbones"].items():
-        if (model.get("mirror") or model.get("sha256")) and \
-                os.path.normpath(model.get("pretrained", "")) not in downloaded:
-            raise WorkflowError(
-                f"config: backbones.{name} sets mirror/sha256, but its pretrained file "
-                f"{model.get('pretrained')!r} is not one the workflow downloads; set pretrained to "
-                f"{' or '.join(clip_path(n) for n in CLIP_FILES)}, or drop mirror/sha256 and place the file")
-
-
-_check_backbone_downloads()
-
-# Backbones the workflow pretrains itself (the demo: `pretrain:` beside `pretrained:`), by the file name under
-# <data_dir>/models/ without its extension.
-PRETRAINED_HERE = {os.path.splitext(os.path.basename(m["pretrained"]))[0]: name
-                   for name, m in config["backbones"].items() if m.get("pretrain")}
-
-
-def _check_pretrain_paths():
-    for stem, name in PRETRAINED_HERE.items():
-        pretrained = config["backbones"][name]["pretrained"]
-        if os.path.normpath(pretrained) != os.path.normpath(clip_path(stem)) or stem in CLIP_FILES:
-            raise WorkflowError(
-                f"config: backbones.{name} has `pretrain:`, so the workflow writes its pretrained file; set "
-                f"pretrained to a file under {os.path.join(DATA, 'models')} other than OpenAI's "
-                f"{' and '.join(f'{n}.pt' for n in CLIP_FILES)} (got {pretrained!r})")
-
-
-_check_pretrain_paths()
-
-
-def pretrain_start(stem):
-    """[the pretrained file a self-pretrained backbone starts from] (its `init_from` backbone's), or []."""
-    start = config["backbones"][PRETRAINED_HERE[stem]]["pretrain"].get("init_from")
-    if start is None:
-        return []
-    if not config["backbones"].get(start, {}).get("pretrain"):
-        raise WorkflowError(f"config: backbones.{PRETRAINED_HERE[stem]}.pretrain.init_from = {start!r} is not a "
-                            f"backbone with `pretrain:` ({', '.join(PRETRAINED_HERE.values())})")
-    return [config["backbones"][start]["pretrained"]]
-
-
-def backbone_inputs(wildcards):
-    """A pretrained backbone file is an input of the training job (so it is downloaded first)."""
-    model = config["backbones"][EXPERIMENTS[wildcards.experiment]["backbone"]]
-    return [model["pretrained"]] if model.get("pretrained") else []
+    return {e: metrics_paths(e) for e in runnable(runs_showing(key))}
 
 
 def figure5_run():
@@ -262,8 +213,8 @@ def figure5_inputs(wildcards):
         raise WorkflowError("figure5: no experiment of the config provides it (the experiment table names it "
                             "in a run's rows as figure5; only_experiments may have left that run out)")
     dataset = EXPERIMENTS[experiment]["dataset"]
-    return {"checkpoint": os.path.join(run_dir(dataset, experiment, config["seeds"][0]), "checkpoint.pt"),
-            "cache": cache_file(dataset), "manifest": manifest_path(dataset)}
+    return {"checkpoint": os.path.join(run_path(dataset, experiment, config["seeds"][0]), "checkpoint.pt"),
+            "cache": cache_path(dataset), "manifest": manifest_path(dataset)}
 
 
 def all_outputs():
@@ -273,17 +224,8 @@ def all_outputs():
     return out
 
 
-onsuccess:
-    print(f"\nTables:  {os.path.abspath(os.path.join(RESULTS, 'tables'))}")
-    print(f"Figures: {os.path.abspath(os.path.join(RESULTS, 'figures'))}")
-
-
-# The authors' released checkpoints (config `released:`): id -> its entry of the checkpoint list.
-try:
-    RELEASED_LIST = (read_checkpoint_list(resolve_config_path(config["released"], "checkpoints"))
-                     if "released" in config else None)
-except CheckpointListError as exc:
-    raise WorkflowError(str(exc)) from None
+# The authors' released checkpoints (rules/released.smk): the config's `released:` list (RELEASED_LIST,
+# loaded in the Snakefile), id -> its entry.
 RELEASED = RELEASED_LIST["checkpoints"] if RELEASED_LIST else {}
 
 
@@ -319,21 +261,21 @@ def released_url(checkpoint):
     return (config["released"].get("mirror") or RELEASED_LIST["url"]).replace("{id}", checkpoint)
 
 
-def test_only_file(dataset, name):
+def test_only_path(dataset, name):
     """A file of the test-split-only data of a dataset (what released checkpoints are evaluated on)."""
-    return data_file(dataset, "test_only", name)
+    return data_path(dataset, "test_only", name)
 
 
-def released_zip(checkpoint):
+def released_zip_path(checkpoint):
     return os.path.join(DATA, "released", f"{checkpoint}.zip")
 
 
-def released_metrics(checkpoint):
+def released_metrics_path(checkpoint):
     return os.path.join(RESULTS, "released", checkpoint, "metrics.json")
 
 
 def released_inputs(wildcards):
     dataset = released_dataset(wildcards.checkpoint)
-    return {"checkpoint": released_zip(wildcards.checkpoint),
-            "manifest": test_only_file(dataset, "manifest.csv"), "cache": test_only_file(dataset, CACHE_NAME),
-            "coverage": ancient(test_only_file(dataset, "test_coverage.json"))}
+    return {"checkpoint": released_zip_path(wildcards.checkpoint),
+            "manifest": test_only_path(dataset, "manifest.csv"), "cache": test_only_path(dataset, CACHE_NAME),
+            "coverage": ancient(test_only_path(dataset, "test_coverage.json"))}

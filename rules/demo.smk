@@ -7,13 +7,13 @@
 rule pretrain_backbone:
     """Pretrain a tiny CLIP on the pretraining twin; write its state dict (OpenAI key names) and a summary."""
     input:
-        lambda wc: pretrain_start(wc.name),
+        lambda wc: pretrain_start_paths(wc.name),
     output:
         weights=clip_path("{name}"),
-        summary=os.path.join(DATA, "models", "{name}.pretrain.json"),
+        summary=models_path(config, "{name}.pretrain.json"),
     params:
         settings=lambda wc: {**config["backbones"][PRETRAINED_HERE[wc.name]]["pretrain"],
-                             "init_from": (pretrain_start(wc.name) or [None])[0]},
+                             "init_from": (pretrain_start_paths(wc.name) or [None])[0]},
     wildcard_constraints:
         name="|".join(PRETRAINED_HERE) or "(?!)",
     threads: 2

@@ -4,11 +4,11 @@
 rule evaluate:
     """Encode all test videos and captions once; write metrics.json with provenance."""
     input:
-        checkpoint=run_file("checkpoint.pt"),
-        cache=cache_file("{dataset}"),
-        coverage=coverage_gate,
+        checkpoint=run_file_path("checkpoint.pt"),
+        cache=cache_path("{dataset}"),
+        coverage=coverage_inputs,
     output:
-        run_file("metrics.json"),
+        run_file_path("metrics.json"),
     threads: config["job_threads"]
     resources:
         mem_mb=8000,

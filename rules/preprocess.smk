@@ -9,11 +9,11 @@ localrules:
 rule compress_shard:
     """Compress one shard of the dataset's videos (every n-th video) with a thread pool."""
     input:
-        manifest=data_file("{dataset}", "manifest.csv"),
+        manifest=data_path("{dataset}", "manifest.csv"),
     output:
-        data_file("{dataset}", "compressed", "shard{shard}.tsv"),
+        data_path("{dataset}", "compressed", "shard{shard}.tsv"),
     params:
-        out_dir=lambda wc: data_file(wc.dataset, "videos_3fps"),
+        out_dir=lambda wc: data_path(wc.dataset, "videos_3fps"),
         shards=config["preprocess"]["shards"],
         fps=config["preprocess"]["fps"],
         short_side=config["preprocess"]["short_side"],
@@ -35,11 +35,11 @@ rule compress_shard:
 rule frame_cache:
     """Cache every 3-fps frame, centre-cropped, in one HDF5 file; list every bad video with its reason."""
     input:
-        manifest=data_file("{dataset}", "manifest.csv"),
-        shards=shard_outputs,
+        manifest=data_path("{dataset}", "manifest.csv"),
+        shards=shard_inputs,
     output:
-        cache=cache_file("{dataset}"),
-        bad=data_file("{dataset}", "bad_videos.tsv"),
+        cache=cache_path("{dataset}"),
+        bad=data_path("{dataset}", "bad_videos.tsv"),
     params:
         crop=config["preprocess"]["crop"],
         fps=config["preprocess"]["fps"],
@@ -64,9 +64,9 @@ rule check_test_videos:
     """Stop when a test video is bad and the config does not allow it to be missing; the cache and the
     bad-video list stay, so allowing it (or replacing the video) reruns only what depends on it."""
     input:
-        bad=data_file("{dataset}", "bad_videos.tsv"),
+        bad=data_path("{dataset}", "bad_videos.tsv"),
     output:
-        data_file("{dataset}", "test_coverage.json"),
+        data_path("{dataset}", "test_coverage.json"),
     params:
         allowed=lambda wc: dataset_cfg(wc.dataset)["allow_missing_test_videos"],
     log:

@@ -11,7 +11,7 @@ rule download_released:
     """Download one released <id>.zip (resumable), its sha256 recorded on first download and checked
     after; the zip's own CRCs are checked too."""
     output:
-        released_zip("{checkpoint}"),
+        released_zip_path("{checkpoint}"),
     params:
         url=lambda wc: released_url(wc.checkpoint),
         digest_manifest=DIGESTS,
@@ -32,7 +32,7 @@ rule test_manifest:
     input:
         lambda wc: manifest_path(wc.dataset),
     output:
-        test_only_file("{dataset}", "manifest.csv"),
+        test_only_path("{dataset}", "manifest.csv"),
     log:
         os.path.join(LOGS, "test_manifest", "{dataset}.log"),
     conda:
@@ -43,9 +43,9 @@ rule test_manifest:
 
 use rule compress_shard as compress_test_shard with:
     input:
-        manifest=test_only_file("{dataset}", "manifest.csv"),
+        manifest=test_only_path("{dataset}", "manifest.csv"),
     output:
-        test_only_file("{dataset}", os.path.join("compressed", "shard{shard}.tsv")),
+        test_only_path("{dataset}", os.path.join("compressed", "shard{shard}.tsv")),
     log:
         os.path.join(LOGS, "compress_test_only", "{dataset}", "shard{shard}.log"),
     benchmark:
@@ -54,12 +54,12 @@ use rule compress_shard as compress_test_shard with:
 
 use rule frame_cache as test_frame_cache with:
     input:
-        manifest=test_only_file("{dataset}", "manifest.csv"),
-        shards=lambda wc: [test_only_file(wc.dataset, os.path.join("compressed", f"shard{s}.tsv"))
+        manifest=test_only_path("{dataset}", "manifest.csv"),
+        shards=lambda wc: [test_only_path(wc.dataset, os.path.join("compressed", f"shard{s}.tsv"))
                            for s in range(config["preprocess"]["shards"])],
     output:
-        cache=test_only_file("{dataset}", CACHE_NAME),
-        bad=test_only_file("{dataset}", "bad_videos.tsv"),
+        cache=test_only_path("{dataset}", CACHE_NAME),
+        bad=test_only_path("{dataset}", "bad_videos.tsv"),
     log:
         os.path.join(LOGS, "frame_cache_test_only", "{dataset}.log"),
     benchmark:
@@ -68,9 +68,9 @@ use rule frame_cache as test_frame_cache with:
 
 use rule check_test_videos as check_test_only_videos with:
     input:
-        bad=test_only_file("{dataset}", "bad_videos.tsv"),
+        bad=test_only_path("{dataset}", "bad_videos.tsv"),
     output:
-        test_only_file("{dataset}", "test_coverage.json"),
+        test_only_path("{dataset}", "test_coverage.json"),
     log:
         os.path.join(LOGS, "check_test_videos_test_only", "{dataset}.log"),
 
@@ -102,14 +102,14 @@ rule evaluate_released:
 rule released_table:
     """The authors' R@1 of each released checkpoint beside ours (Markdown, CSV, LaTeX)."""
     input:
-        metrics=lambda wc: [released_metrics(c) for c, reason in released_reasons().items() if reason is None],
+        metrics=lambda wc: [released_metrics_path(c) for c, reason in released_reasons().items() if reason is None],
         checkpoints=released_list_path,
     output:
         md=report(os.path.join(RESULTS, "tables", "released.md"), category="Tables", caption="../report/table.rst"),
         csv=os.path.join(RESULTS, "tables", "released.csv"),
         tex=os.path.join(RESULTS, "tables", "released.tex"),
     params:
-        metrics=lambda wc: {c: released_metrics(c) for c, reason in released_reasons().items() if reason is None},
+        metrics=lambda wc: {c: released_metrics_path(c) for c, reason in released_reasons().items() if reason is None},
         not_run=lambda wc: {c: reason for c, reason in released_reasons().items() if reason is not None},
         datasets={c: released_dataset(c) for c in RELEASED},
         label=config["label"],

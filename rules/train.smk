@@ -1,23 +1,24 @@
 # One training job per (dataset, experiment, seed).
+from workflow_config import run_yaml_contents
 
 
 localrules:
-    run_config,
+    run_yaml,
     keep_finished_checkpoint,
 
 
-rule run_config:
-    """Write the run's complete config; it changes only when the experiment's settings do."""
+rule run_yaml:
+    """Write the run's complete config (run.yaml); it changes only when the experiment's settings do."""
     output:
-        run_file("run.yaml"),
+        run_file_path("run.yaml"),
     params:
-        run=lambda wc: run_config(config, EXPERIMENTS, DATASET_DEFAULTS, wc.experiment, wc.seed),
+        run=lambda wc: run_yaml_contents(config, EXPERIMENTS, DATASET_DEFAULTS, wc.experiment, wc.seed),
     log:
-        os.path.join(LOGS, "run_config", "{dataset}", "{experiment}", "seed{seed}.log"),
+        os.path.join(LOGS, "run_yaml", "{dataset}", "{experiment}", "seed{seed}.log"),
     conda:
         ENV
     script:
-        "../workflow_scripts/write_run_config.py"
+        "../workflow_scripts/write_run_yaml.py"
 
 
 rule keep_finished_checkpoint:
@@ -27,11 +28,11 @@ rule keep_finished_checkpoint:
     the old run is moved to the run's superseded/ folder and training goes on. Same settings (a newer input,
     --forcerun): stop, delete nothing, and say how to keep it or retrain on purpose."""
     input:
-        run=run_file("run.yaml"),
+        run=run_file_path("run.yaml"),
     output:
-        temp(run_file(".checkpoint_kept")),
+        temp(run_file_path(".checkpoint_kept")),
     params:
-        out_dir=lambda wc: run_dir(wc.dataset, wc.experiment, wc.seed),
+        out_dir=lambda wc: run_path(wc.dataset, wc.experiment, wc.seed),
     log:
         os.path.join(LOGS, "keep_finished_checkpoint", "{dataset}", "{experiment}", "seed{seed}.log"),
     conda:
@@ -43,19 +44,19 @@ rule keep_finished_checkpoint:
 rule train:
     """Train one configuration (resumes from the run's last.pt after an interruption)."""
     input:
-        run=run_file("run.yaml"),
-        kept=run_file(".checkpoint_kept"),
-        cache=cache_file("{dataset}"),
-        coverage=coverage_gate,
+        run=run_file_path("run.yaml"),
+        kept=run_file_path(".checkpoint_kept"),
+        cache=cache_path("{dataset}"),
+        coverage=coverage_inputs,
         manifest=lambda wc: manifest_path(wc.dataset, EXPERIMENTS[wc.experiment].get("train_split")),
         backbone=backbone_inputs,
     output:
         # protected (read-only once written) against accidents by other users; keep_finished_checkpoint
         # guards it for root as well
-        checkpoint=protected(run_file("checkpoint.pt")),
-        summary=run_file("train_summary.json"),
+        checkpoint=protected(run_file_path("checkpoint.pt")),
+        summary=run_file_path("train_summary.json"),
     params:
-        out_dir=lambda wc: run_dir(wc.dataset, wc.experiment, wc.seed),
+        out_dir=lambda wc: run_path(wc.dataset, wc.experiment, wc.seed),
     threads: config["job_threads"]
     resources:
         gpu=0,

@@ -15,6 +15,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from centerclip.data.upstreams import CLIP_RELEASES, UPSTREAMS
+
 REPO = Path(__file__).resolve().parent.parent  # the workflow checkout: rules/ and config/ are in it
 SCHEMA_PATH = REPO / "config" / "schema.yaml"
 
@@ -63,14 +65,15 @@ def with_schema_defaults(partial: dict, schema_path: str | os.PathLike = SCHEMA_
     return filled
 
 
-def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH, source: str = "config") -> None:
-    """Check ``config`` against the JSON schema and fill in the schema's defaults (in place); raise
-    ConfigError naming the key."""
+def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH, origin: str = "config") -> None:
+    """Check ``config`` against the JSON schema and fill in the schema's defaults (in place), then check
+    what the schema cannot (keys the experiment table owns, backbone files); raise ConfigError naming the
+    key, its message starting with ``origin``."""
     errors = _filled_errors(config, schema_path)
     for section, key in PER_EXPERIMENT_KEYS:
         if key in (config.get(section) or {}):
             raise ConfigError(
-                f"{source}: {section}.{key} would never be used: the experiment table sets it per dataset "
+                f"{origin}: {section}.{key} would never be used: the experiment table sets it per dataset "
                 f"(dataset_defaults in config/experiments.yaml) and per experiment. To shorten or rescale every "
                 f"run, set scale.epochs / scale.lr; to change one dataset, edit its dataset_defaults.")
     if errors:
@@ -79,9 +82,57 @@ def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH, 
             extra = sorted(set(e.instance) - set(e.schema.get("properties", {})))
             allowed = ", ".join(sorted(e.schema.get("properties", {})))
             where = _key_path(e)
-            raise ConfigError(f"{source}: unknown key {extra} under {where}"
+            raise ConfigError(f"{origin}: unknown key {extra} under {where}"
                               f"{' (allowed: ' + allowed + ')' if allowed else ''}; check its spelling")
-        raise ConfigError(f"{source}: key {_key_path(e)}: {e.message}")
+        raise ConfigError(f"{origin}: key {_key_path(e)}: {e.message}")
+    _check_backbone_files(config, origin)
+
+
+#: The released CLIP archives the workflow downloads (rule download_clip), by their file name under
+#: <data_dir>/models/ without its extension (OpenAI's: ViT-B-32.pt) -> their entry in UPSTREAMS.
+CLIP_FILES: dict[str, str] = {os.path.splitext(UPSTREAMS[entry].downloads["weights"].filename)[0]: entry
+                              for entry in CLIP_RELEASES.values()}
+
+
+def models_path(config: dict, *parts: str) -> str:
+    """<data_dir>/models[/<parts...>]: where pretrained backbone files are downloaded or pretrained to."""
+    return os.path.join(config["data_dir"], "models", *parts)
+
+
+def pretrained_here(config: dict) -> dict[str, str]:
+    """Backbones the workflow pretrains itself (the demo: `pretrain:` beside `pretrained:`), by the file name
+    under <data_dir>/models/ without its extension -> the backbone's name."""
+    return {os.path.splitext(os.path.basename(m["pretrained"]))[0]: name
+            for name, m in config["backbones"].items() if m.get("pretrain")}
+
+
+def _check_backbone_files(config: dict, origin: str) -> None:
+    """ConfigError unless every backbone's files are ones the workflow can make: a `mirror:`/`sha256:` applies
+    only to a file the workflow downloads (anywhere else it would be ignored), a `pretrain:` backbone writes
+    its own file under <data_dir>/models/ (never over OpenAI's), and `init_from` names a `pretrain:` backbone."""
+    backbones = config["backbones"]
+    clip_paths = {name: models_path(config, f"{name}.pt") for name in CLIP_FILES}
+    downloaded = {os.path.normpath(path) for path in clip_paths.values()}
+    for name, model in backbones.items():
+        if (model.get("mirror") or model.get("sha256")) and \
+                os.path.normpath(model.get("pretrained", "")) not in downloaded:
+            raise ConfigError(
+                f"{origin}: backbones.{name} sets mirror/sha256, but its pretrained file "
+                f"{model.get('pretrained')!r} is not one the workflow downloads; set pretrained to "
+                f"{' or '.join(clip_paths.values())}, or drop mirror/sha256 and place the file")
+    here = pretrained_here(config)
+    for stem, name in here.items():
+        pretrained = backbones[name]["pretrained"]
+        if os.path.normpath(pretrained) != os.path.normpath(models_path(config, f"{stem}.pt")) or stem in CLIP_FILES:
+            raise ConfigError(
+                f"{origin}: backbones.{name} has `pretrain:`, so the workflow writes its pretrained file; set "
+                f"pretrained to a file under {models_path(config)} other than OpenAI's "
+                f"{' and '.join(f'{n}.pt' for n in CLIP_FILES)} (got {pretrained!r})")
+    for name in here.values():
+        start = backbones[name]["pretrain"].get("init_from")
+        if start is not None and not backbones.get(start, {}).get("pretrain"):
+            raise ConfigError(f"{origin}: backbones.{name}.pretrain.init_from = {start!r} is not a "
+                              f"backbone with `pretrain:` ({', '.join(here.values())})")
 
 
 
@@ -111,6 +162,21 @@ def _read_experiment_table(path: Path) -> dict:
             raise ConfigError(f"{path}: experiments.{name}.dataset = {exp['dataset']!r} has no entry under "
                               f"dataset_defaults: give its frames, context_length, lr and epochs there")
     return table
+
+
+def load_released_list(config: dict) -> dict | None:
+    """The list of the authors' released checkpoints that the config's `released:` names (its url pattern and
+    ``checkpoints``, id -> entry), or None for a config without `released:`; ConfigError when it is unreadable
+    or malformed."""
+    # here, not at the top: it imports pandas, which nothing else of this module needs
+    from centerclip.paper.released_table import CheckpointListError, read_checkpoint_list
+
+    if "released" not in config:
+        return None
+    try:
+        return read_checkpoint_list(resolve_config_path(config["released"], "checkpoints"))
+    except CheckpointListError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _check_experiment(where: str, exp: dict, config: dict, frames: int) -> None:
@@ -178,8 +244,10 @@ def manifest_name(dataset_cfg: dict, split: str | None = None) -> str:
     return "manifest.csv" if split in (None, default_train_split(dataset_cfg)) else f"manifest_{split}.csv"
 
 
-def run_config(config: dict, experiments: dict, dataset_defaults: dict, experiment: str, seed: int | str) -> dict:
-    """The complete config of one run, as the train and evaluate jobs read it.
+def run_yaml_contents(config: dict, experiments: dict, dataset_defaults: dict, experiment: str,
+                      seed: int | str) -> dict:
+    """The complete config of one run: what rule run_yaml writes to its run.yaml, which the train and
+    evaluate jobs read.
 
     ``config`` is validated (:func:`validate_config` filled the schema's defaults), so every train and
     eval key is present and run.yaml is complete. Precedence for lr, epochs, frames and context length:

@@ -6,17 +6,9 @@ import pickle
 
 import pytest
 
-from centerclip.data.annotations import (
-    MANIFEST_COLUMNS,
-    AnnotationError,
-    activitynet_manifest,
-    activitynet_membership,
-    build_manifest,
-    lsmdc_manifest,
-    lsmdc_movie,
-    msrvtt_manifest,
-    msvd_manifest,
-)
+from centerclip.data.activitynet import activitynet_membership
+from centerclip.data.layouts import MANIFEST_COLUMNS, AnnotationError, lsmdc_movie, read_manifest, write_manifest
+from centerclip.data.parsers import activitynet_manifest, build_manifest, lsmdc_manifest, msrvtt_manifest, msvd_manifest
 
 
 # ---------------------------------------------------------------------------------------- MSVD
@@ -45,7 +37,7 @@ def test_msvd_one_row_per_caption_in_every_split(tmp_path):
     assert m.groupby("split").size().to_dict() == {"train": 2, "val": 1, "test": 3}
     # verbatim: html entities and emoji are the tokenizer's business
     assert m.caption.iloc[1] == "someone is singing &amp; dancing 🎤"
-    assert m.source.iloc[0] == str(tmp_path / "YouTubeClips" / "-4wsuPCjDBc_5_15.avi")
+    assert m.raw_path.iloc[0] == str(tmp_path / "YouTubeClips" / "-4wsuPCjDBc_5_15.avi")
     assert build_manifest("msvd", tmp_path).equals(m)
 
 
@@ -99,7 +91,7 @@ def test_lsmdc_one_row_per_clip_in_movie_folders(tmp_path):
                 val=lsmdc_line("2001_Val_Movie_00.00.01.000-00.00.02.000", "A door opens."))
     m = lsmdc_manifest(ann, tmp_path / "videos")
     assert m.split.tolist() == ["train", "train", "val", "test"]
-    assert m.source.iloc[0] == str(tmp_path / "videos" / "1001_Flight_2012" / f"{CLIP}.avi")
+    assert m.raw_path.iloc[0] == str(tmp_path / "videos" / "1001_Flight_2012" / f"{CLIP}.avi")
     assert m.caption.iloc[-1] == 'SOMEONE says "hi" '  # verbatim, quotes are not csv quoting
     assert lsmdc_movie(CLIP) == "1001_Flight_2012"
     assert build_manifest("lsmdc", tmp_path).equals(m)
@@ -163,7 +155,7 @@ def test_activitynet_paragraph_per_video_and_extension_lookup(tmp_path):
     m = activitynet_manifest(tmp_path / "annotations", videos)
     assert m.video_id.tolist() == ["v_a", "v_b", "v_c", "v_d"] and m.split.tolist() == ["train"] * 2 + ["test"] * 2
     assert m.caption.iloc[0] == "A man walks.  He sits down."  # joined by one space, kept verbatim
-    assert [s.rsplit("/", 1)[1] for s in m.source] == ["v_a.webm", "v_b.mkv", "v_c.mp4", "v_d.mp4"]
+    assert [s.rsplit("/", 1)[1] for s in m.raw_path] == ["v_a.webm", "v_b.mkv", "v_c.mp4", "v_d.mp4"]
     assert build_manifest("activitynet", tmp_path).equals(m)
     # One layout only: captions.zip unpacks to captions/, whose files the user moves into annotations/.
     (tmp_path / "annotations").rename(tmp_path / "captions")
@@ -227,7 +219,7 @@ def test_activitynet_membership_is_the_original_intersection(tmp_path):
     assert m.video_id.tolist() == ["v_b", "v_a", "v_f", "v_e"] and m.split.tolist() == ["train"] * 2 + ["test"] * 2
     assert m.caption.tolist() == ["v_b train.", "v_a train.", "v_f test.", "v_e test."]
     # no video file placed: still in the manifest (the frame-cache stage lists it as missing)
-    assert m.source.tolist() == [str(tmp_path / "videos" / f"{v}.mp4") for v in m.video_id]
+    assert m.raw_path.tolist() == [str(tmp_path / "videos" / f"{v}.mp4") for v in m.video_id]
 
     record = membership.record()
     assert record["train"]["kept"] == 2 and record["test"]["kept"] == 2
@@ -293,3 +285,22 @@ def test_build_manifest_rejects_unknown_format_and_options(tmp_path):
         build_manifest("msvd", tmp_path, train_split="9k")
     with pytest.raises(AnnotationError, match=r"msrvtt: unknown manifest option\(s\) \['lists_dir'\]"):
         build_manifest("msrvtt", tmp_path, lists_dir=tmp_path)
+
+
+# ------------------------------------------------------------------------------ manifest file
+
+def test_manifest_written_before_raw_path_reads_its_source_column_as_raw_path(tmp_path):
+    # finished runs keep their manifest.csv, whose raw video column was called "source"
+    old = tmp_path / "manifest.csv"
+    old.write_text("video_id,split,caption,source\nvideo1,train,a red circle moves left,/raw/video1.mp4\n"
+                   "video2,test,,/raw/video 2.mp4\n")
+    m = read_manifest(old)
+    assert list(m.columns) == MANIFEST_COLUMNS
+    assert m.raw_path.tolist() == ["/raw/video1.mp4", "/raw/video 2.mp4"]
+    assert m.caption.tolist() == ["a red circle moves left", ""]  # strings, even empty
+    write_manifest(m, tmp_path / "new.csv")
+    assert (tmp_path / "new.csv").read_text().splitlines()[0] == "video_id,split,caption,raw_path"
+    assert read_manifest(tmp_path / "new.csv").equals(m)
+    (tmp_path / "bad.csv").write_text("video_id,split,caption\nvideo1,train,x\n")
+    with pytest.raises(AnnotationError, match=r"bad.csv: not a manifest, missing columns \['raw_path'\]"):
+        read_manifest(tmp_path / "bad.csv")

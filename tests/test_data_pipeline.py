@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from centerclip.data.annotations import AnnotationError, msrvtt_manifest, read_manifest, write_manifest
 from centerclip.data.compress import compress_video
 from centerclip.data.datasets import CLIP_MEAN, CLIP_STD, VideoTextDataset, sample_frame_indices
 from centerclip.data.frame_cache import FrameCache, _jpeg_decode, build_frame_cache, centre_crop, decode_video
-from centerclip.data.synthetic import FORMATS, make_msrvtt_twin, plan_videos, render_frames
+from centerclip.data.layouts import AnnotationError, read_manifest, write_manifest
+from centerclip.data.parsers import msrvtt_manifest
+from centerclip.data.synthetic.render import render_frames
+from centerclip.data.synthetic.twins import FORMATS, make_msrvtt_twin, plan_videos
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,7 @@ def cache(twin, tmp_path_factory):
     compressed = []
     for row in videos.itertuples():
         dst = out / "3fps" / f"{row.video_id}.mp4"
-        info = compress_video(row.source, dst)
+        info = compress_video(row.raw_path, dst)
         assert min(info["width"], info["height"]) == 224
         compressed.append((row.video_id, dst))
     broken = out / "3fps" / "broken.mp4"
@@ -68,7 +70,7 @@ def test_caption_is_visible_in_pixels():
     frames = render_frames(v)
     assert frames.shape == (round(v.seconds * v.fps), v.height, v.width, 3)
     # the shape's colour is present in the first frame
-    from centerclip.data.synthetic import COLOURS
+    from centerclip.data.synthetic.render import COLOURS
 
     colour = np.array(COLOURS[v.events[0].colour])
     assert (np.abs(frames[0].astype(int) - colour).sum(-1) == 0).any()

@@ -1,4 +1,4 @@
-"""Downloads, extraction and dataset sources against a local HTTP server on 127.0.0.1.
+"""Downloads, extraction and dataset upstreams against a local HTTP server on 127.0.0.1.
 
 The server (``tests/http_server.py``: ThreadingHTTPServer, port 0, one thread) serves generated
 bytes and archives and can honour Range, ignore it (always 200), drop the connection after N
@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from centerclip.data.download import DownloadError, download, extract, read_digest_manifest
-from centerclip.data.sources import (SOURCES, MissingDataError, acquire, check_placed_files, resolve_source,
-                                     sha256_from_openai_url)
+from centerclip.data.archives import extract
+from centerclip.data.digests import DownloadError, read_digest_manifest
+from centerclip.data.fetch import download
+from centerclip.data.upstreams import (UPSTREAMS, MissingDataError, acquire, check_placed_files, resolve_upstream,
+                                       sha256_from_openai_url)
 
 try:
     from tests.http_server import LocalServer, ServerState
@@ -56,7 +58,7 @@ def serve(**kw) -> LocalServer:
 # ---------------------------------------------------------------------------------------------
 
 def test_plain_download_with_sha256(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="centerclip.data.download")
+    caplog.set_level(logging.INFO, logger="centerclip.data.fetch")
     with serve() as srv:
         out = download(srv.url("/f.bin"), tmp_path / "a" / "f.bin", sha256=sha(DATA), chunk_size=4096, **FAST)
     assert out.read_bytes() == DATA
@@ -273,15 +275,15 @@ def test_truncated_archive_is_reported(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# sources
+# upstreams
 # ---------------------------------------------------------------------------------------------
 
 def test_sha256_from_openai_url():
-    assert sha256_from_openai_url(SOURCES["clip_vit_b32"].downloads["weights"].url) == (
+    assert sha256_from_openai_url(UPSTREAMS["clip_vit_b32"].downloads["weights"].url) == (
         "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af")
-    assert sha256_from_openai_url(SOURCES["clip_vit_b16"].downloads["weights"].url) == (
+    assert sha256_from_openai_url(UPSTREAMS["clip_vit_b16"].downloads["weights"].url) == (
         "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f")
-    assert SOURCES["clip_vit_b16"].downloads["weights"].sha256.startswith("5806e77c")
+    assert UPSTREAMS["clip_vit_b16"].downloads["weights"].sha256.startswith("5806e77c")
     with pytest.raises(ValueError):
         sha256_from_openai_url("https://example.org/models/ViT-B-32.pt")
 
@@ -315,24 +317,24 @@ def test_check_placed_files_lists_everything_missing(tmp_path):
     check_placed_files("lsmdc", root)  # val is optional
 
 
-def test_resolve_source_existing_dir_and_mirrors(tmp_path):
+def test_resolve_upstream_existing_dir_and_mirrors(tmp_path):
     root = tmp_path / "MSRVTT-root"
-    for r in SOURCES["msrvtt"].required:
+    for r in UPSTREAMS["msrvtt"].required:
         p = root / r.path / ("v.mp4" if r.path.endswith("/") else "")
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text("x")
-    res = resolve_source("msrvtt", {"source": str(root)})
+    res = resolve_upstream("msrvtt", {"source": str(root)})
     assert res.existing == root and res.downloads == {}
     (root / "msrvtt_data" / "MSRVTT_train.7k.csv").unlink()
     with pytest.raises(MissingDataError, match="MSRVTT_train.7k.csv.*msrvtt_data.zip"):
-        resolve_source("msrvtt", {"source": str(root)})
-    res = resolve_source("clip_vit_b32", {"mirror": {"weights": "/shared/ViT-B-32.pt"}})
+        resolve_upstream("msrvtt", {"source": str(root)})
+    res = resolve_upstream("clip_vit_b32", {"mirror": {"weights": "/shared/ViT-B-32.pt"}})
     assert res.downloads["weights"].url == "/shared/ViT-B-32.pt"
-    assert res.downloads["weights"].sha256 == SOURCES["clip_vit_b32"].downloads["weights"].sha256
+    assert res.downloads["weights"].sha256 == UPSTREAMS["clip_vit_b32"].downloads["weights"].sha256
     with pytest.raises(ValueError, match="valid: annotations, videos"):
-        resolve_source("msrvtt", {"mirror": {"video": "http://x"}})
+        resolve_upstream("msrvtt", {"mirror": {"video": "http://x"}})
     with pytest.raises(ValueError, match="source:"):
-        resolve_source("lsmdc", {"mirror": {"videos": "http://x"}})
+        resolve_upstream("lsmdc", {"mirror": {"videos": "http://x"}})
 
 
 def test_acquire_msrvtt_from_mirror_end_to_end(tmp_path):

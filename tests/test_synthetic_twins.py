@@ -10,19 +10,10 @@ import decord
 import numpy as np
 import pytest
 
-from centerclip.data.annotations import build_manifest
-from centerclip.data.synthetic import (
-    COLOURS,
-    MOTIONS,
-    _shape_mask,
-    event_frames,
-    make_activitynet_twin,
-    make_lsmdc_twin,
-    make_msvd_twin,
-    plan_timed_videos,
-    plan_videos,
-    render_frames,
-)
+from centerclip.data.parsers import build_manifest
+from centerclip.data.synthetic.render import COLOURS, MOTIONS, _shape_mask, event_frames, render_frames
+from centerclip.data.synthetic.twins import (make_activitynet_twin, make_lsmdc_twin, make_msvd_twin, plan_timed_videos,
+                                             plan_videos)
 
 MSVD_ARGS = dict(n_train=4, n_val=2, n_test=3, seed=3, captions_per_video=5)
 LSMDC_ARGS = dict(n_train=4, n_val=2, n_test=3, seed=3, clips_per_movie=2)
@@ -58,7 +49,7 @@ def test_msvd_twin_round_trip(msvd, tmp_path):
     m = build_manifest("msvd", root)
     assert m.groupby("split").video_id.nunique().to_dict() == {"train": 4, "val": 2, "test": 3}
     assert (m.groupby("video_id").size() == 5).all()  # every caption, in train and test alike
-    assert all(Path(s).is_file() and s.endswith(".avi") for s in m.source)
+    assert all(Path(s).is_file() and s.endswith(".avi") for s in m.raw_path)
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{11}_\d+_\d+", v) for v in m.video_id)
     caps = pickle.loads((root / "msvd_data" / "raw-captions.pkl").read_bytes())
     assert all(isinstance(t, str) for c in caps.values() for toks in c for t in toks)
@@ -79,7 +70,7 @@ def test_lsmdc_twin_round_trip(lsmdc, tmp_path):
     m = build_manifest("lsmdc", root)
     assert m.groupby("split").size().to_dict() == {"train": 4, "val": 2, "test": 3}
     assert m.video_id.is_unique and m[m.split == "test"].caption.is_unique
-    assert all(Path(s).is_file() and Path(s).parent.name == v.rsplit("_", 1)[0] for v, s in zip(m.video_id, m.source))
+    assert all(Path(s).is_file() and Path(s).parent.name == v.rsplit("_", 1)[0] for v, s in zip(m.video_id, m.raw_path))
     movies = {s: set(m.video_id[m.split == s].str.rsplit("_", n=1).str[0]) for s in ("train", "val", "test")}
     assert not (movies["train"] & movies["test"]) and not (movies["train"] & movies["val"])
     make_lsmdc_twin(tmp_path, **LSMDC_ARGS)
@@ -106,9 +97,9 @@ def test_activitynet_twin_round_trip(anet, tmp_path):
         ends = [0.0] + [e for _, e in entry["timestamps"]]
         for (start, end), prev_end in zip(entry["timestamps"], ends):
             assert prev_end <= start < end <= entry["duration"]  # ordered, non-overlapping, inside the video
-        vr = decord.VideoReader(row.source)
+        vr = decord.VideoReader(row.raw_path)
         assert len(vr) / vr.get_avg_fps() == pytest.approx(entry["duration"], abs=0.2)
-    assert {Path(s).suffix for s in m.source} == {".mp4", ".mkv"}  # both, as in the real crawls
+    assert {Path(s).suffix for s in m.raw_path} == {".mp4", ".mkv"}  # both, as in the real crawls
     make_activitynet_twin(tmp_path, **ANET_ARGS)
     assert_same_annotations(root / "annotations", tmp_path / "annotations", ["train.json", "val_1.json"])
     assert_same_annotations(root / "original_splits", tmp_path / "original_splits",

@@ -16,9 +16,10 @@ from pathlib import Path
 import torch
 
 from centerclip.model.clip import load
-from centerclip.data.annotations import build_manifest
-from centerclip.data.download import download, read_digest_manifest
-from centerclip.data.sources import SOURCES, acquire, check_placed_files, sha256_from_openai_url
+from centerclip.data.digests import read_digest_manifest
+from centerclip.data.fetch import download
+from centerclip.data.parsers import build_manifest
+from centerclip.data.upstreams import UPSTREAMS, acquire, check_placed_files, sha256_from_openai_url
 
 try:
     from tests.http_server import serve_directory
@@ -41,7 +42,7 @@ def _top_level(names: list[str]) -> set[str]:
 def test_archives_have_the_real_layout(upstream):
     files = {d: upstream.dataset_files(d) for d in ("msrvtt", "msvd")}
     for dataset, by_name in files.items():
-        assert set(by_name) == set(SOURCES[dataset].downloads)  # one file per download name ...
+        assert set(by_name) == set(UPSTREAMS[dataset].downloads)  # one file per download name ...
         for name, path in by_name.items():  # ... at the real file's URL path
             assert "/" + path.relative_to(upstream.root).as_posix() == upstream_path(dataset, name)
     with zipfile.ZipFile(files["msrvtt"]["annotations"]) as zf:
@@ -83,7 +84,7 @@ def test_acquire_msrvtt_through_mirrors(upstream, tmp_path):
         train, test = m[m.split == "train"], m[m.split == "test"]
         assert train.video_id.nunique() == n and len(train) == 4 * n  # 4 captions per training video
         assert test.video_id.nunique() == n_test and len(test) == n_test  # 1k-A style: one caption each
-        assert all(Path(s).is_file() for s in m.source)
+        assert all(Path(s).is_file() for s in m.raw_path)
 
 
 def test_acquire_msvd_through_mirrors(upstream, tmp_path):
@@ -93,7 +94,7 @@ def test_acquire_msvd_through_mirrors(upstream, tmp_path):
     counts = m.groupby("split").video_id.nunique().to_dict()
     assert counts == {"train": MSVD_SIZES["n_train"], "val": MSVD_SIZES["n_val"], "test": MSVD_SIZES["n_test"]}
     assert len(m) == 8 * sum(MSVD_SIZES.values())  # 8 captions per video
-    assert all(Path(s).is_file() and s.endswith(".avi") for s in m.source)
+    assert all(Path(s).is_file() and s.endswith(".avi") for s in m.raw_path)
 
 
 def test_datasets_config_entries(upstream):

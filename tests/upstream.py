@@ -52,10 +52,10 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit
 
-from centerclip.data.annotations import LAYOUTS, MSRVTT_FILES, MSVD_FILES
-from centerclip.data.download import file_sha256
-from centerclip.data.sources import CLIP_RELEASES, SOURCES
-from centerclip.data.synthetic import make_msrvtt_twin, make_msvd_twin
+from centerclip.data.digests import file_sha256
+from centerclip.data.layouts import LAYOUTS, MSRVTT_FILES, MSVD_FILES
+from centerclip.data.synthetic.twins import make_msrvtt_twin, make_msvd_twin
+from centerclip.data.upstreams import CLIP_RELEASES, UPSTREAMS
 from reference_clip import ReferenceCLIP
 
 try:
@@ -80,7 +80,7 @@ _cache_lock = threading.Lock()
 
 def upstream_path(dataset: str, download: str) -> str:
     """The URL path of ``dataset``'s default ``download`` (e.g. ``/~maxbain/frozen-in-time/data/MSRVTT.zip``)."""
-    return urlsplit(SOURCES[dataset].downloads[download].url).path
+    return urlsplit(UPSTREAMS[dataset].downloads[download].url).path
 
 
 def _dest(out_dir: Path, url_path: str) -> Path:
@@ -188,7 +188,7 @@ def build_msrvtt(out_dir: str | os.PathLike, n_train: int = 16, n_test: int = 8,
     twin of ``n_train`` (9k-style list; the 7k list is its first 7/9) + ``n_test`` (1k-A) videos.
 
     Returns ``{"annotations": msrvtt_data.zip, "videos": MSRVTT.zip}`` (the download names of
-    ``SOURCES["msrvtt"]``). Cached per (directory, arguments) for the process.
+    ``UPSTREAMS["msrvtt"]``). Cached per (directory, arguments) for the process.
     """
     out_dir = Path(out_dir).resolve()
     key = ("msrvtt", str(out_dir), n_train, n_test, seed, captions_per_video)
@@ -252,7 +252,7 @@ def build_msvd(out_dir: str | os.PathLike, n_train: int = 12, n_val: int = 4, n_
 # ---------------------------------------------------------------------------------------------
 
 def _clip_file_name(model: str) -> str:
-    return Path(urlsplit(SOURCES[CLIP_RELEASES[model]].downloads["weights"].url).path).name
+    return Path(urlsplit(UPSTREAMS[CLIP_RELEASES[model]].downloads["weights"].url).path).name
 
 
 def build_clip(out_dir: str | os.PathLike, model: str = "ViT-B/32", *, seed: int = 0) -> tuple[Path, str]:
@@ -307,7 +307,7 @@ def build_activitynet_lists(out_dir: str | os.PathLike, lists_dir: str | os.Path
     """Copy an ActivityNet twin's three lists (``lists_dir``: its ``original_splits/``) under ``out_dir`` at
     the URL paths of the original code's lists; returns ``{download name: path}``."""
     out = {}
-    for name, d in SOURCES["activitynet"].downloads.items():
+    for name, d in UPSTREAMS["activitynet"].downloads.items():
         dst = _dest(Path(out_dir).resolve(), upstream_path("activitynet", name))
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(Path(lists_dir) / d.filename, dst)

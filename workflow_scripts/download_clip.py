@@ -4,7 +4,7 @@ from _log import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821 - injected by Snakemake
 
-from centerclip.data.download import download  # noqa: E402
+from centerclip.data.fetch import download  # noqa: E402
 
-source = snakemake.params.source  # noqa: F821
-download(source["url"], snakemake.output[0], sha256=source["sha256"], progress=False)  # noqa: F821
+upstream = snakemake.params.upstream  # noqa: F821
+download(upstream["url"], snakemake.output[0], sha256=upstream["sha256"], progress=False)  # noqa: F821

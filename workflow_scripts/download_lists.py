@@ -7,9 +7,9 @@ from _log import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821 - injected by Snakemake
 
-from centerclip.data.annotations import ACTIVITYNET_LISTS_DIR  # noqa: E402
-from centerclip.data.download import download  # noqa: E402
-from centerclip.data.sources import download_lists  # noqa: E402
+from centerclip.data.activitynet import ACTIVITYNET_LISTS_DIR  # noqa: E402
+from centerclip.data.fetch import download  # noqa: E402
+from centerclip.data.upstreams import download_lists  # noqa: E402
 
 sm = snakemake  # noqa: F821
 cfg, mode = dict(sm.params.dataset), sm.params.mode

@@ -1,16 +1,15 @@
 """Rule frame_cache: every compressed video's frames into one HDF5 file; the full bad-video list."""
 
-import pandas as pd
-
 from _log import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821 - injected by Snakemake
 
 from centerclip.data.bad_videos import write_bad_videos  # noqa: E402
 from centerclip.data.frame_cache import build_frame_cache  # noqa: E402
+from centerclip.data.shards import read_shards  # noqa: E402
 
 sm = snakemake  # noqa: F821
-shards = pd.concat([pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False) for p in sm.input.shards])
+shards = read_shards(sm.input.shards)
 ok, failed = shards[shards.status == "ok"], shards[shards.status == "bad"]
 split_of = dict(zip(shards.video_id, shards.split))
 undecodable = build_frame_cache(zip(ok.video_id, ok.path), sm.output.cache, size=sm.params.crop, fps=sm.params.fps,

@@ -8,7 +8,9 @@ from _log import redirect_to_log
 redirect_to_log(snakemake)  # noqa: F821 - injected by Snakemake
 
 from centerclip.util import atomic  # noqa: E402
-from centerclip.data.annotations import LAYOUTS, activitynet_membership, build_manifest, write_manifest  # noqa: E402
+from centerclip.data.activitynet import activitynet_membership  # noqa: E402
+from centerclip.data.layouts import LAYOUTS, write_manifest  # noqa: E402
+from centerclip.data.parsers import build_manifest  # noqa: E402
 
 sm = snakemake  # noqa: F821
 options = dict(sm.params.options)

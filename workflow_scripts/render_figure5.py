@@ -4,7 +4,7 @@ from _log import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821 - injected by Snakemake
 
-from centerclip.data.annotations import read_manifest  # noqa: E402
+from centerclip.data.layouts import read_manifest  # noqa: E402
 from centerclip.paper.figures import figure5_from_checkpoint  # noqa: E402
 
 sm = snakemake  # noqa: F821

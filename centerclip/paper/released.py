@@ -314,7 +314,7 @@ def reduction_to_dict(reduction: TokenReduction) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     from centerclip.training.evaluate import evaluate_test_split
     from centerclip.util.provenance import provenance
-    from centerclip.data.download import file_sha256
+    from centerclip.data.digests import file_sha256
     from centerclip.training.settings import EvalSettings
 
     parser = argparse.ArgumentParser(description="Evaluate one of the authors' released CenterCLIP checkpoints "

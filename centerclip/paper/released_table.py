@@ -54,7 +54,8 @@ def download_checkpoint(url: str, dst: str | os.PathLike, *, digest_manifest: st
     """Download a released zip (resumable; sha256 recorded in ``digest_manifest`` on the first
     download and verified on every later one, as the datasets' archives) and test its members' CRCs:
     a zip that fails is deleted, so the next run downloads it again."""
-    from centerclip.data.download import DownloadError, download
+    from centerclip.data.digests import DownloadError
+    from centerclip.data.fetch import download
 
     dst = download(url, dst, digest_manifest=digest_manifest, progress=False, **download_kw)
     try:

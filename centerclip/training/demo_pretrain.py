@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from centerclip.util import atomic
 from centerclip.model.clip import CLIP, CLIPConfig
 from centerclip.data.datasets import normalise_frames
-from centerclip.data.synthetic import COLOURS, MOTIONS, SHAPES, Event, _draw_shape, paraphrase
+from centerclip.data.synthetic.captions import Event, paraphrase
+from centerclip.data.synthetic.render import COLOURS, MOTIONS, SHAPES, draw_shape
 from centerclip.model.tokenizer import tokenize
 from centerclip.training.objective import contrastive_loss
 
@@ -71,7 +72,7 @@ def draw_frame(event: Event, rng: np.random.Generator, size: int) -> np.ndarray:
     progress = rng.uniform(0.0, 1.0)
     cx = size / 2 + dx * (progress - 0.5) * (size - 3 * r) + rng.normal(0, 0.05 * size) * (dx == 0)
     cy = size / 2 + dy * (progress - 0.5) * (size - 3 * r) + rng.normal(0, 0.05 * size) * (dy == 0)
-    _draw_shape(frame, event.shape, cx, cy, r, COLOURS[event.colour])
+    draw_shape(frame, event.shape, cx, cy, r, COLOURS[event.colour])
     return frame
 
 

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from centerclip.util import atomic
-from centerclip.data.annotations import read_manifest
+from centerclip.data.layouts import read_manifest
 from centerclip.data.datasets import VideoTextDataset
 from centerclip.training.metrics import retrieval_metrics
 from centerclip.model.retrieval import RetrievalModel

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from centerclip.data.download import file_sha256
-from centerclip.data.sources import openai_release
+from centerclip.data.digests import file_sha256
+from centerclip.data.upstreams import openai_release
 
 
 # train keys that do not change the trained weights (see run_identity)

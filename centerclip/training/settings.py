@@ -54,7 +54,7 @@ def _settings(cls, section: str, d: dict):
         ([f"unknown {', '.join(unknown)}"] if unknown else [])
     if problems:
         raise ValueError(f"run config section {section!r}: {'; '.join(problems)} "
-                         f"(the workflow's run_config rule writes every key)")
+                         f"(the workflow's run_yaml rule writes every key)")
     return cls(**given)
 
 

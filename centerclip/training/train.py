@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from centerclip.data.annotations import read_manifest
+from centerclip.data.layouts import read_manifest
 from centerclip.data.datasets import VideoTextDataset
 from centerclip.model.retrieval import RetrievalModel
 from centerclip.training.checkpoint import build_clip

@@ -1,131 +1,40 @@
-"""Resumable, verified, atomic downloads and safe archive extraction (standard library only).
+"""Resumable, verified, atomic downloads (standard library only).
 
-- :func:`download` fetches an ``http(s)://`` URL, a ``file://`` URL or a plain local path (a mirror
-  on a shared disk) to ``dst``. Partial data lives in ``dst + ".part"`` and is resumed with an HTTP
-  ``Range`` request; the final name appears only after the sha256 check passed.
-- When no sha256 is known, a *digest manifest* (a TSV the user can commit, columns
-  ``url  sha256  bytes``) records the digest of the first download; later downloads of the same
-  URL must match it, so a file silently changed at the source is caught.
-- :func:`extract` unpacks zip / tar / tar.gz into a temporary directory, renames it into place
-  and refuses members that would land outside it.
+:func:`download` fetches an ``http(s)://`` URL, a ``file://`` URL or a plain local path (a mirror
+on a shared disk) to ``dst``. Partial data lives in ``dst + ".part"`` and is resumed with an HTTP
+``Range`` request; the final name appears only after the sha256 check passed, against a given digest
+or the digest manifest (:mod:`centerclip.data.digests`).
 
-Every failure a user can cause ends in :class:`DownloadError` with one message naming the URL or
-file and what went wrong, never in a traceback from inside urllib.
+Every failure a user can cause ends in :class:`~centerclip.data.digests.DownloadError` with one message
+naming the URL or file and what went wrong, never in a traceback from inside urllib.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import http.client
 import logging
 import os
-import posixpath
-import shutil
 import sys
-import tarfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import zipfile
-from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from centerclip.data.digests import DownloadError, file_sha256, is_sha256, read_digest_manifest, record_digest
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "centerclip-download/1 (+urllib)"
-MANIFEST_HEADER = ("url", "sha256", "bytes")
 # Server answers worth retrying: the request was fine, the server was not (yet).
 _TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
 
 
-class DownloadError(RuntimeError):
-    """A download or extraction that cannot succeed as asked; the message says which URL/file and why."""
-
-    def __init__(self, message: str, *, url: str | None = None, status: int | None = None,
-                 expected: str | None = None, actual: str | None = None) -> None:
-        super().__init__(message)
-        self.url, self.status, self.expected, self.actual = url, status, expected, actual
-
-
 class _Incomplete(Exception):
     """The stream ended before Content-Length/Content-Range said it would (connection dropped)."""
-
-
-# --------------------------------------------------------------------------------------------
-# Digest manifest
-# --------------------------------------------------------------------------------------------
-
-def read_digest_manifest(path: str | os.PathLike) -> dict[str, tuple[str, int | None]]:
-    """``{url: (sha256, bytes)}`` from a digest manifest TSV; ``{}`` when the file does not exist.
-
-    Lines starting with ``#`` and the header line are ignored; a malformed line raises
-    :class:`DownloadError` naming file and line.
-    """
-    path = Path(path)
-    if not path.exists():
-        return {}
-    entries: dict[str, tuple[str, int | None]] = {}
-    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        cols = line.split("\t")
-        if tuple(c.strip() for c in cols) == MANIFEST_HEADER:
-            continue
-        if len(cols) not in (2, 3) or not _is_sha256(cols[1].strip()):
-            raise DownloadError(f"{path}:{line_no}: expected 'url<TAB>sha256<TAB>bytes', found {line!r}")
-        size = cols[2].strip() if len(cols) == 3 else ""
-        if size and not size.isdigit():
-            raise DownloadError(f"{path}:{line_no}: bytes must be an integer, found {size!r}")
-        entries[cols[0].strip()] = (cols[1].strip().lower(), int(size) if size else None)
-    return entries
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    # Parallel download jobs may record into the same manifest: serialise read-modify-write.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def record_digest(path: str | os.PathLike, url: str, sha256: str, nbytes: int) -> None:
-    """Add (or replace) the line of ``url`` in the digest manifest ``path``, atomically."""
-    path = Path(path)
-    with _locked(path):
-        entries = read_digest_manifest(path)
-        entries[url] = (sha256.lower(), nbytes)
-        lines = ["\t".join(MANIFEST_HEADER)]
-        lines += [f"{u}\t{d}\t{'' if n is None else n}" for u, (d, n) in sorted(entries.items())]
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            tmp.write_text("\n".join(lines) + "\n")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------------------------
-
-def _is_sha256(s: str) -> bool:
-    return len(s) == 64 and all(c in "0123456789abcdefABCDEF" for c in s)
-
-
-def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(chunk_size), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _local_path(url: str) -> Path | None:
@@ -219,10 +128,6 @@ def _stream(src: BinaryIO, out: BinaryIO, h: "hashlib._Hash", chunk_size: int, b
         n += len(chunk)
         bar.update(len(chunk))
 
-
-# --------------------------------------------------------------------------------------------
-# Download
-# --------------------------------------------------------------------------------------------
 
 def _copy_local(src: Path, url: str, part: Path, chunk_size: int, progress: bool) -> tuple[str, int]:
     if not src.is_file():
@@ -373,7 +278,7 @@ def download(url: str, dst: str | os.PathLike, *, sha256: str | None = None,
     recorded = read_digest_manifest(digest_manifest) if digest_manifest and not sha256 else {}
     expected = (sha256 or recorded.get(url, (None, None))[0] or None)
     expected = expected.lower() if expected else None
-    if expected is not None and not _is_sha256(expected):
+    if expected is not None and not is_sha256(expected):
         raise DownloadError(f"{url}: expected sha256 {expected!r} is not 64 hex digits", url=url)
 
     if dst.exists():
@@ -405,147 +310,3 @@ def download(url: str, dst: str | os.PathLike, *, sha256: str | None = None,
         log.info("%s: recorded sha256 %s in %s", url, actual, digest_manifest)
     log.info("%s: %s, sha256 %s%s", dst, _human(nbytes), actual, " (verified)" if expected else "")
     return dst
-
-
-# --------------------------------------------------------------------------------------------
-# Extraction
-# --------------------------------------------------------------------------------------------
-
-def _check_member(name: str, archive: Path) -> PurePosixPath:
-    """The member's relative path; DownloadError for absolute paths or ``..`` (path traversal)."""
-    p = PurePosixPath(name.replace("\\", "/"))
-    if p.is_absolute() or ".." in p.parts or (p.parts and ":" in p.parts[0]):
-        raise DownloadError(f"{archive}: refusing unsafe member {name!r} (absolute path or '..'); "
-                            f"the archive is corrupt or malicious")
-    return p
-
-
-def _members(archive: Path) -> tuple[str, list[PurePosixPath]]:
-    """Archive kind and its member paths, every one checked before anything is written."""
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            return "zip", [_check_member(n, archive) for n in zf.namelist()]
-    if tarfile.is_tarfile(archive):
-        with tarfile.open(archive) as tf:
-            paths = []
-            for m in tf.getmembers():
-                paths.append(_check_member(m.name, archive))
-                if m.issym() or m.islnk():
-                    # A symlink's target is relative to its own directory, a hard link's to the root.
-                    base = posixpath.dirname(m.name) if m.issym() else ""
-                    target = posixpath.normpath(posixpath.join(base, m.linkname))
-                    if posixpath.isabs(m.linkname) or target == ".." or target.startswith("../"):
-                        raise DownloadError(f"{archive}: refusing link {m.name!r} -> {m.linkname!r} "
-                                            f"pointing outside the archive")
-                elif not (m.isfile() or m.isdir()):
-                    raise DownloadError(f"{archive}: refusing special member {m.name!r} (device or fifo)")
-            return "tar", paths
-    raise DownloadError(f"{archive}: not a zip or tar archive")
-
-
-def _stale_partials(dest: Path) -> Iterator[Path]:
-    """Hidden partial directories of ``dest`` left by extractions whose process is gone."""
-    for p in dest.parent.glob(f".{dest.name}.partial-*"):
-        pid = p.name.rsplit("-", 1)[-1]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            yield p
-        except PermissionError:  # alive, someone else's
-            continue
-
-
-# What a truncated or corrupt archive raises while it is read or unpacked.
-_ARCHIVE_ERRORS = (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError)
-
-
-def _check_extractable(archive: Path, dest: Path, marker: str) -> None:
-    """DownloadError unless ``archive`` exists and ``dest`` is free (an unmarked ``dest`` is not ours)."""
-    if dest.exists():
-        raise DownloadError(f"{dest} exists but has no {marker} marker, so it is not a finished extraction "
-                            f"of {archive.name}: delete it, or point the dataset's `source:` at it")
-    if not archive.is_file():
-        raise DownloadError(f"{archive}: archive not found")
-
-
-def _read_members(archive: Path) -> tuple[str, list[PurePosixPath]]:
-    """:func:`_members`, with an unreadable archive reported as a DownloadError."""
-    try:
-        return _members(archive)
-    except _ARCHIVE_ERRORS as exc:
-        raise DownloadError(f"{archive}: cannot read the archive ({type(exc).__name__}: {exc}); "
-                            f"it is probably truncated or corrupt") from None
-
-
-def _strip_top(paths: list[PurePosixPath], name: str) -> bool:
-    """Whether all members sit in one top-level directory called ``name`` (unpacked one level up)."""
-    # Zips made by macOS's Finder add a __MACOSX/ tree of resource forks beside the real top folder: not
-    # content, so it does not count as a second top-level entry (it is left behind with the temp folder).
-    tops = {p.parts[0] for p in paths if p.parts and p.parts[0] != "__MACOSX"}
-    return len(tops) == 1 and next(iter(tops)) == name and any(len(p.parts) > 1 for p in paths)
-
-
-def _fresh_partial(dest: Path) -> Path:
-    """An empty hidden ``.<dest>.partial-<pid>`` beside ``dest``, after removing dead processes' leftovers."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    for stale in _stale_partials(dest):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)  # an earlier failed try of this same process
-    tmp.mkdir()
-    return tmp
-
-
-def _unpack(kind: str, archive: Path, tmp: Path) -> None:
-    """Write every member of ``archive`` (a ``kind`` "zip" or "tar", members already checked) into ``tmp``."""
-    if kind == "zip":
-        with zipfile.ZipFile(archive) as zf:
-            zf.extractall(tmp)
-        return
-    with tarfile.open(archive) as tf:
-        # Our own checks ran first (_members: no traversal, no links out, no devices); the "data" filter
-        # additionally drops setuid bits etc. where Python has it (3.11.4+ and 3.12; Debian 12's
-        # Python 3.11.2 has no extraction filters)
-        if hasattr(tarfile, "data_filter"):
-            tf.extractall(tmp, filter="data")
-        else:
-            tf.extractall(tmp)
-
-
-def extract(archive: str | os.PathLike, dest_dir: str | os.PathLike, *, marker: str = ".extracted") -> Path:
-    """Unpack a zip / tar / tar.gz / tar.bz2 / tar.xz ``archive`` so its contents are in ``dest_dir``.
-
-    Atomic: members go to a hidden sibling ``.<dest>.partial-<pid>``, the ``marker`` file is written
-    there last, and the directory is renamed to ``dest_dir``; so ``dest_dir`` with its marker means
-    done, and a killed extraction leaves only the hidden directory (removed by the next run).
-    When the archive holds a single top-level directory named like ``dest_dir`` (``msrvtt_data.zip``
-    -> ``msrvtt_data/...``), its contents go straight into ``dest_dir`` rather than one level deeper.
-
-    An existing ``dest_dir`` with the marker is kept as is; one without it raises (it was not made
-    here, and deleting someone's data is not ours to do). Members with absolute paths, ``..``,
-    links pointing outside, or device files raise :class:`DownloadError` before anything is written.
-    """
-    archive, dest = Path(archive), Path(dest_dir)
-    if (dest / marker).is_file():
-        log.info("%s: already extracted", dest)
-        return dest
-    _check_extractable(archive, dest, marker)
-    kind, paths = _read_members(archive)
-    strip = _strip_top(paths, dest.name)
-    tmp = _fresh_partial(dest)
-    try:
-        _unpack(kind, archive, tmp)
-        root = tmp / dest.name if strip else tmp
-        (root / marker).write_text(f"{archive.name}\n")
-        os.replace(root, dest)
-    except DownloadError:
-        raise
-    except _ARCHIVE_ERRORS as exc:
-        raise DownloadError(f"{archive}: extraction failed ({type(exc).__name__}: {exc}); "
-                            f"the archive is probably truncated or corrupt") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    log.info("%s: extracted %d members into %s", archive.name, len(paths), dest)
-    return dest

@@ -1,4 +1,4 @@
-"""Rule run_config: write the run's complete config (run.yaml) for the train and evaluate jobs.
+"""Rule run_yaml: write the run's complete config (run.yaml) for the train and evaluate jobs.
 
 Deliberately imports nothing heavy: it runs once per experiment (dozens of times in the demo).
 """

@@ -1,18 +1,18 @@
-"""Where each dataset and pretrained model comes from, as data, and how to get it onto disk.
+"""Where each dataset and pretrained model comes from (its upstream), as data, and how to get it onto disk.
 
-:data:`SOURCES` is the one table of URLs and expected files. Public data (MSR-VTT, MSVD, the CLIP
+:data:`UPSTREAMS` is the one table of URLs and expected files. Public data (MSR-VTT, MSVD, the CLIP
 weights) is downloaded and extracted by :func:`acquire`; licence-gated data (LSMDC, ActivityNet
 Captions) is never downloaded: the user places the files and :func:`check_placed_files` says,
 in one message, exactly which are missing, where they go and where they are obtained. A gated
-source's own ``downloads`` are public files that come with it but are not the data: ActivityNet's
+upstream's own ``downloads`` are public files that come with it but are not the data: ActivityNet's
 are the original CenterCLIP code's split lists, fetched by :func:`download_lists` into a folder the
 caller owns (never into a ``source:`` copy, which may be read-only).
 
 A dataset's required paths are not written here but derived from the layout its parser reads
-(:data:`centerclip.data.annotations.LAYOUTS`), so the check, its message and the parser agree:
-files put where the message says make :func:`~centerclip.data.annotations.build_manifest` work.
+(:data:`centerclip.data.layouts.LAYOUTS`), so the check, its message and the parser agree:
+files put where the message says make :func:`~centerclip.data.parsers.build_manifest` work.
 
-Per-dataset configuration (:func:`resolve_source`) can point at data already on disk
+Per-dataset configuration (:func:`resolve_upstream`) can point at data already on disk
 (``source: /path/to/MSRVTT-root``, used as is) or replace default URLs with mirrors
 (``mirror: {videos: https://mirror.lab/MSRVTT.zip}``; a ``file://`` URL or plain path works too), and
 name the sha256 a mirror serves where it is not the original's file (``sha256: {videos: <digest>}``).
@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from centerclip.data.annotations import ACTIVITYNET_CAPTIONS_ZIP, ACTIVITYNET_LISTS, ACTIVITYNET_LISTS_URL, LAYOUTS
-from centerclip.data.download import download, extract
+from centerclip.data.activitynet import ACTIVITYNET_LISTS, ACTIVITYNET_LISTS_URL
+from centerclip.data.archives import extract
+from centerclip.data.fetch import download
+from centerclip.data.layouts import ACTIVITYNET_CAPTIONS_ZIP, LAYOUTS
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ class Download:
 @dataclass(frozen=True)
 class Required:
     """A path that must exist under the dataset root (a trailing ``/`` = a non-empty directory),
-    and where it is obtained (a download name of the same source, or words + URL for gated data).
+    and where it is obtained (a download name of the same upstream, or words + URL for gated data).
     ``optional``: read when present, never needed (not counted missing; still listed in the message)."""
 
     path: str
@@ -63,10 +65,10 @@ class Required:
 
 
 @dataclass(frozen=True)
-class Source:
-    """A dataset (or model) source: what must end up under its root and how it gets there.
+class Upstream:
+    """Where a dataset (or model) comes from: what must end up under its root and how it gets there.
 
-    ``downloads``: what is fetched, by download name (the names of ``mirror:``). For a ``gated`` source
+    ``downloads``: what is fetched, by download name (the names of ``mirror:``). For a ``gated`` upstream
     these are public side files, never among its placed ``required`` files (ActivityNet: the original
     code's split lists)."""
 
@@ -127,9 +129,9 @@ _ANET_LIST_SHA256 = {
     "video_path.json": "4803ce0d715f1998720c29364773741dd1e90505fc0fa1b3c9d5af93af61ad63",  # 19,831 <id> -> file
 }
 
-#: Every source the pipeline knows. Keys are the dataset formats / model names used in the config.
-SOURCES: dict[str, Source] = {
-    "msrvtt": Source(
+#: Every upstream the pipeline knows. Keys are the dataset formats / model names used in the config.
+UPSTREAMS: dict[str, Upstream] = {
+    "msrvtt": Upstream(
         title="MSR-VTT",
         downloads={
             "annotations": Download(f"{_CLIP4CLIP}/msrvtt_data.zip", extract_to="msrvtt_data"),
@@ -138,7 +140,7 @@ SOURCES: dict[str, Source] = {
         },
         required=_layout_required("msrvtt", "annotations", "videos"),
     ),
-    "msvd": Source(
+    "msvd": Upstream(
         title="MSVD",
         downloads={
             "annotations": Download(f"{_CLIP4CLIP}/msvd_data.zip", extract_to="msvd_data"),
@@ -147,13 +149,13 @@ SOURCES: dict[str, Source] = {
         },
         required=_layout_required("msvd", "annotations", "videos"),
     ),
-    "lsmdc": Source(
+    "lsmdc": Upstream(
         title="LSMDC",
         gated="LSMDC is licence-gated (MPII): sign up at https://sites.google.com/site/describingmovies/ "
               "and place the files yourself; the pipeline never downloads them.",
         required=_layout_required("lsmdc", _MPII, _LSMDC_VIDEOS),
     ),
-    "activitynet": Source(
+    "activitynet": Upstream(
         title="ActivityNet Captions",
         gated="ActivityNet videos are gated / partly expired at the source: place the files yourself; "
               "the pipeline never downloads them.",
@@ -163,13 +165,13 @@ SOURCES: dict[str, Source] = {
         downloads={Path(name).stem: Download(ACTIVITYNET_LISTS_URL + name, sha256=_ANET_LIST_SHA256[name])
                    for name in ACTIVITYNET_LISTS.values()},
     ),
-    "clip_vit_b32": Source(
+    "clip_vit_b32": Upstream(
         title="CLIP ViT-B/32",
         downloads={"weights": _clip("https://openaipublic.azureedge.net/clip/models/"
                                     "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt")},
         required=(Required("ViT-B-32.pt", "weights"),),
     ),
-    "clip_vit_b16": Source(
+    "clip_vit_b16": Upstream(
         title="CLIP ViT-B/16",
         downloads={"weights": _clip("https://openaipublic.azureedge.net/clip/models/"
                                     "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f/ViT-B-16.pt")},
@@ -178,21 +180,21 @@ SOURCES: dict[str, Source] = {
 }
 
 
-#: OpenAI's released CLIP models (the backbone names of the config) -> their entry in :data:`SOURCES`.
+#: OpenAI's released CLIP models (the backbone names of the config) -> their entry in :data:`UPSTREAMS`.
 CLIP_RELEASES: dict[str, str] = {"ViT-B/32": "clip_vit_b32", "ViT-B/16": "clip_vit_b16"}
 
 
 def openai_release(sha256: str) -> str | None:
     """The OpenAI CLIP release (``ViT-B/32`` / ``ViT-B/16``) whose published sha256 is ``sha256``, else None."""
-    published = {SOURCES[src].downloads["weights"].sha256: model for model, src in CLIP_RELEASES.items()}
+    published = {UPSTREAMS[name].downloads["weights"].sha256: model for model, name in CLIP_RELEASES.items()}
     return published.get(sha256.lower())
 
 
-def _source(dataset: str) -> Source:
+def _upstream(dataset: str) -> Upstream:
     try:
-        return SOURCES[dataset]
+        return UPSTREAMS[dataset]
     except KeyError:
-        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(SOURCES)}") from None
+        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(UPSTREAMS)}") from None
 
 
 def _present(path: Path, is_dir: bool) -> bool:
@@ -205,7 +207,7 @@ def _present(path: Path, is_dir: bool) -> bool:
 
 
 def _absent(dataset: str, root: Path, optional: bool) -> list[Required]:
-    return [r for r in _source(dataset).required
+    return [r for r in _upstream(dataset).required
             if r.optional == optional and not _present(root / r.path, r.path.endswith("/"))]
 
 
@@ -221,87 +223,87 @@ OPTIONAL_NOTE = "(optional: read when present, not needed for training or the re
 def check_placed_files(dataset: str, root: str | os.PathLike) -> None:
     """Return quietly when every file ``dataset`` needs is under ``root``; otherwise raise
     :class:`MissingDataError` with one message listing each missing path (full path under
-    ``root``) and where it is obtained, in the order of ``SOURCES[dataset].required``. An absent
+    ``root``) and where it is obtained, in the order of ``UPSTREAMS[dataset].required``. An absent
     optional file is listed too, on its own line marked optional, but is not counted missing and
     alone never raises."""
-    src, root = _source(dataset), Path(root)
+    up, root = _upstream(dataset), Path(root)
     missing = missing_files(dataset, root)
     optional = _absent(dataset, root, optional=True)
     if not missing:
         for r in optional:
-            log.info("%s: optional %s not found (read when present)", src.title, root.absolute() / r.path)
+            log.info("%s: optional %s not found (read when present)", up.title, root.absolute() / r.path)
         return
-    lines = [f"{src.title}: {len(missing)} of {len(src.needed)} required files/directories missing "
+    lines = [f"{up.title}: {len(missing)} of {len(up.needed)} required files/directories missing "
              f"under {root.absolute()}"]
-    if src.gated:
-        lines.append(src.gated)
+    if up.gated:
+        lines.append(up.gated)
     lines.append("Put them here:")
-    listed = [r for r in src.required if r in missing or r in optional]
+    listed = [r for r in up.required if r in missing or r in optional]
     width = max(len(str(root.absolute() / r.path)) for r in listed)
     for r in listed:
         path = str(root.absolute() / r.path) + ("/" if r.path.endswith("/") else "")
         kind = "  (non-empty directory)" if r.path.endswith("/") else ""
         kind += f"  {OPTIONAL_NOTE}" if r.optional else ""
-        lines.append(f"  {path:<{width + 1}}{kind}  <- {src.origin(r)}")
+        lines.append(f"  {path:<{width + 1}}{kind}  <- {up.origin(r)}")
     lines.append("Or set `source:` in this dataset's config to a directory that already holds them.")
     raise MissingDataError("\n".join(lines))
 
 
 @dataclass(frozen=True)
-class ResolvedSource:
+class ResolvedUpstream:
     """Where a dataset comes from after applying its config: an existing directory (``existing``,
-    nothing to download), user-placed files (``source.gated``), or ``downloads`` (mirrors applied).
-    A gated source's ``downloads`` (its side files) stay, with ``existing`` too."""
+    nothing to download), user-placed files (``upstream.gated``), or ``downloads`` (mirrors applied).
+    A gated upstream's ``downloads`` (its side files) stay, with ``existing`` too."""
 
     dataset: str
-    source: Source
+    upstream: Upstream
     existing: Path | None
     downloads: Mapping[str, Download]
 
 
-def _configured_downloads(src: Source, cfg: Mapping[str, Any]) -> dict[str, Download]:
-    """``src.downloads`` with the config's ``mirror:`` URLs and ``sha256:`` digests applied, by download
-    name; a name that is not a download of ``src`` raises ValueError."""
+def _configured_downloads(up: Upstream, cfg: Mapping[str, Any]) -> dict[str, Download]:
+    """``up.downloads`` with the config's ``mirror:`` URLs and ``sha256:`` digests applied, by download
+    name; a name that is not a download of ``up`` raises ValueError."""
     mirrors, digests = dict(cfg.get("mirror") or {}), dict(cfg.get("sha256") or {})
-    if (mirrors or digests) and not src.downloads:
-        raise ValueError(f"{src.title} is never downloaded, so `mirror:` and `sha256:` do not apply: "
+    if (mirrors or digests) and not up.downloads:
+        raise ValueError(f"{up.title} is never downloaded, so `mirror:` and `sha256:` do not apply: "
                          f"set `source:` to the directory holding the placed files")
-    unknown = sorted((set(mirrors) | set(digests)) - set(src.downloads))
+    unknown = sorted((set(mirrors) | set(digests)) - set(up.downloads))
     if unknown:
         placed = (" (the original code's lists; the dataset's own files are never downloaded: place them, "
-                  "or set `source:`)") if src.gated else ""
-        raise ValueError(f"{src.title}: unknown mirror name(s) {', '.join(unknown)}; "
-                         f"valid: {', '.join(src.downloads)}{placed}")
+                  "or set `source:`)") if up.gated else ""
+        raise ValueError(f"{up.title}: unknown mirror name(s) {', '.join(unknown)}; "
+                         f"valid: {', '.join(up.downloads)}{placed}")
     return {name: Download(str(mirrors.get(name, d.url)), d.extract_to, digests.get(name) or d.sha256)
-            for name, d in src.downloads.items()}
+            for name, d in up.downloads.items()}
 
 
-def resolve_source(dataset: str, cfg: Mapping[str, Any] | None = None) -> ResolvedSource:
-    """Apply a dataset's config to its default source.
+def resolve_upstream(dataset: str, cfg: Mapping[str, Any] | None = None) -> ResolvedUpstream:
+    """Apply a dataset's config to its default upstream.
 
     ``cfg['source']``: a directory that already holds the dataset in the expected layout; it is
     checked now (:class:`MissingDataError` listing what is missing) and used as is.
     ``cfg['mirror']``: ``{download name: url or path}`` replacing default URLs (a CLIP mirror keeps
     the sha256 of the official URL, since the bytes must be the same); ``cfg['sha256']``: ``{download
     name: digest}``, the digest of what a mirror serves when it is not the original file. Unknown
-    names raise ValueError, and so does any name for a gated source without downloads (LSMDC); a gated
-    source with downloads (ActivityNet's lists) takes mirrors for those names only.
+    names raise ValueError, and so does any name for a gated upstream without downloads (LSMDC); a gated
+    upstream with downloads (ActivityNet's lists) takes mirrors for those names only.
     """
-    src = _source(dataset)
+    up = _upstream(dataset)
     cfg = dict(cfg or {})
     existing = cfg.get("source")
     if existing:
         existing = Path(os.path.expanduser(str(existing)))
         if not existing.is_dir():
-            raise MissingDataError(f"{src.title}: source directory {existing} does not exist "
+            raise MissingDataError(f"{up.title}: source directory {existing} does not exist "
                                    f"(set by `source:` in this dataset's config)")
         check_placed_files(dataset, existing)
-        if src.gated and src.downloads:  # side files are not in the copy: still fetched
-            return ResolvedSource(dataset, src, existing, _configured_downloads(src, cfg))
+        if up.gated and up.downloads:  # side files are not in the copy: still fetched
+            return ResolvedUpstream(dataset, up, existing, _configured_downloads(up, cfg))
         if cfg.get("mirror"):
-            log.info("%s: `source:` is set, so `mirror:` is ignored", src.title)
-        return ResolvedSource(dataset, src, existing, {})
-    return ResolvedSource(dataset, src, None, _configured_downloads(src, cfg))
+            log.info("%s: `source:` is set, so `mirror:` is ignored", up.title)
+        return ResolvedUpstream(dataset, up, existing, {})
+    return ResolvedUpstream(dataset, up, None, _configured_downloads(up, cfg))
 
 
 def download_lists(dataset: str, dest: str | os.PathLike, cfg: Mapping[str, Any] | None = None, *,
@@ -309,16 +311,16 @@ def download_lists(dataset: str, dest: str | os.PathLike, cfg: Mapping[str, Any]
     """Fetch the side files of gated ``dataset`` (ActivityNet Captions: the original code's
     ``train_ids.json``, ``val_ids.json`` and ``video_path.json``) into ``dest`` and return ``{download
     name: path}``. Each is resumable and verified by its sha256; ``cfg``'s ``mirror:`` / ``sha256:``
-    apply (:func:`resolve_source`), ``source:`` does not matter (the lists are never part of a copy).
-    ``download_kw`` goes to :func:`~centerclip.data.download.download`.
+    apply (:func:`resolve_upstream`), ``source:`` does not matter (the lists are never part of a copy).
+    ``download_kw`` goes to :func:`~centerclip.data.fetch.download`.
     """
-    src = _source(dataset)
-    if not (src.gated and src.downloads):
-        raise ValueError(f"{src.title} has no lists to download")
+    up = _upstream(dataset)
+    if not (up.gated and up.downloads):
+        raise ValueError(f"{up.title} has no lists to download")
     dest = Path(dest)
-    return {name: download(d.url, dest / src.downloads[name].filename, sha256=d.sha256, progress=progress,
+    return {name: download(d.url, dest / up.downloads[name].filename, sha256=d.sha256, progress=progress,
                            **download_kw)
-            for name, d in _configured_downloads(src, cfg or {}).items()}
+            for name, d in _configured_downloads(up, cfg or {}).items()}
 
 
 def acquire(dataset: str, root: str | os.PathLike, cfg: Mapping[str, Any] | None = None, *,
@@ -332,19 +334,19 @@ def acquire(dataset: str, root: str | os.PathLike, cfg: Mapping[str, Any] | None
     ``downloads_dir`` (default ``root/downloads``) —
     verified by sha256 or ``digest_manifest`` — and archives are extracted under ``root``; files
     already downloaded and extracted are not fetched again. ``download_kw`` goes to
-    :func:`~centerclip.data.download.download` (retries, timeout, ...).
+    :func:`~centerclip.data.fetch.download` (retries, timeout, ...).
     """
-    resolved = resolve_source(dataset, cfg)
+    resolved = resolve_upstream(dataset, cfg)
     if resolved.existing is not None:
         return resolved.existing
     root = Path(root)
-    if resolved.source.gated:
+    if resolved.upstream.gated:
         check_placed_files(dataset, root)
         return root
     archives = Path(downloads_dir) if downloads_dir is not None else root / "downloads"
     for name, d in resolved.downloads.items():
         # The default file name, so a mirror URL ending differently still lands where reruns look.
-        default_name = resolved.source.downloads[name].filename
+        default_name = resolved.upstream.downloads[name].filename
         if d.extract_to is None:
             download(d.url, root / default_name, sha256=d.sha256, digest_manifest=digest_manifest,
                      progress=progress, **download_kw)

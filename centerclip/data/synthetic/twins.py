@@ -5,7 +5,7 @@ Each video shows one or more *events*; an event is a coloured shape moving in on
 ("a red circle moves left, then a blue square falls"). Colour, shape, motion and the order of
 events are all visible in the frames, so a model trained on these captions measurably beats
 chance. Videos are real files written by ffmpeg, and the annotations use each dataset's exact
-on-disk format, so the real parsers (:mod:`centerclip.data.annotations`) and everything
+on-disk format, so the real parsers (:mod:`centerclip.data.parsers`) and everything
 downstream run unchanged:
 
 MSR-VTT (:func:`make_msrvtt_twin`; mp4, 25/30 fps, mixed resolutions, portrait included)::
@@ -38,7 +38,7 @@ ActivityNet Captions (:func:`make_activitynet_twin`; 20-40 s videos with 3-5 tim
     <root>/original_splits/val_ids.json          each naming videos the caption file lacks and
     <root>/original_splits/video_path.json       missing some it has; {"<id>": "<id>.mp4"}
 
-The paths are those the parsers read (:data:`centerclip.data.annotations.LAYOUTS`).
+The paths are those the parsers read (:data:`centerclip.data.layouts.LAYOUTS`).
 
 Test-split videos never share their content, so each test caption has exactly one right
 video. Everything is deterministic given the seed.
@@ -47,37 +47,24 @@ video. Everything is deterministic given the seed.
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import json
 import os
 import pickle
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from centerclip.data.activitynet import ACTIVITYNET_BROKEN, ACTIVITYNET_LISTS, ACTIVITYNET_LISTS_DIR
+from centerclip.data.layouts import LAYOUTS, MSRVTT_FILES, MSVD_FILES
+from centerclip.data.synthetic.captions import Event, activitynet_sentences, lsmdc_sentence, paraphrase
+from centerclip.data.synthetic.render import (COLOURS, MOTIONS, SHAPES, SyntheticVideo, render_all, render_frames,
+                                              write_video)
 from centerclip.util import atomic
-from centerclip.data.annotations import (ACTIVITYNET_BROKEN, ACTIVITYNET_LISTS, ACTIVITYNET_LISTS_DIR, LAYOUTS,
-                                         MSRVTT_FILES, MSVD_FILES)
-from centerclip.data.ffmpeg_bin import ffmpeg_exe
 
-COLOURS = {
-    "red": (220, 40, 40),
-    "green": (40, 200, 60),
-    "blue": (50, 80, 230),
-    "yellow": (235, 220, 40),
-}
-SHAPES = ("circle", "square", "triangle")
-# motion name -> unit direction (dx, dy) in image coordinates (y grows downwards)
-MOTIONS = {
-    "moves left": (-1.0, 0.0),
-    "moves right": (1.0, 0.0),
-    "rises": (0.0, -1.0),
-    "falls": (0.0, 1.0),
-}
+
 # (width, height, fps): landscape, portrait, wide and square sources, as in the wild
 FORMATS = ((320, 240, 25), (240, 320, 30), (426, 240, 30), (288, 288, 25), (360, 202, 25))
 # The other short twins use fewer frames per second (fewer frames to draw and encode; the
@@ -85,36 +72,6 @@ FORMATS = ((320, 240, 25), (240, 320, 30), (426, 240, 30), (288, 288, 25), (360,
 # LSMDC: widescreen movie clips.
 MSVD_FORMATS = ((320, 240, 15), (240, 320, 15), (426, 240, 12), (320, 240, 12))
 LSMDC_FORMATS = ((384, 160, 12), (426, 240, 12), (320, 136, 15))
-
-
-@dataclass(frozen=True)
-class Event:
-    colour: str
-    shape: str
-    motion: str
-
-    def phrase(self) -> str:
-        return f"a {self.colour} {self.shape} {self.motion}"
-
-
-@dataclass(frozen=True)
-class SyntheticVideo:
-    video_id: str
-    events: tuple[Event, ...]
-    width: int
-    height: int
-    fps: int
-    seconds: float
-    # Explicit (start, end) seconds of each event; gaps between them show the background only.
-    # None: the events play back to back, each for an equal share of the duration.
-    spans: tuple[tuple[float, float], ...] | None = None
-
-    def caption(self, variant: int = 0) -> str:
-        """Caption number ``variant``; variants are paraphrases describing the same content."""
-        phrases = [e.phrase() for e in self.events]
-        joiners = (", then ", " and then ", " followed by ", ". after that ")
-        text = joiners[variant % len(joiners)].join(phrases)
-        return text if variant % 2 == 0 else f"video of {text}"
 
 
 def plan_videos(n_videos: int, seed: int, first_id: int = 0, seconds: tuple[float, float] = (2.0, 4.0),
@@ -143,115 +100,6 @@ def plan_videos(n_videos: int, seed: int, first_id: int = 0, seconds: tuple[floa
         seen.add(events)
         videos.append(SyntheticVideo(f"video{first_id + len(videos)}", events, w, h, fps, secs))
     return videos
-
-
-def _shape_mask(shape: str, h: int, w: int, cx: float, cy: float, r: float) -> np.ndarray:
-    yy, xx = np.mgrid[0:h, 0:w]
-    dx, dy = xx - cx, yy - cy
-    if shape == "circle":
-        return dx * dx + dy * dy <= r * r
-    if shape == "square":
-        return (np.abs(dx) <= r) & (np.abs(dy) <= r)
-    # upward triangle: inside when below the two slanted edges and above the base
-    return (dy <= r) & (dy >= -r + 2 * np.abs(dx))
-
-
-def _draw_shape(frame: np.ndarray, shape: str, cx: float, cy: float, r: float, colour) -> None:
-    """Paint the shape into ``frame`` in place: the same pixels as ``_shape_mask`` on the whole
-    frame, computed only inside the shape's bounding box (every shape lies within |dx|, |dy| <= r)."""
-    h, w = frame.shape[:2]
-    x0, x1 = max(0, int(np.floor(cx - r))), min(w, int(np.floor(cx + r)) + 1)
-    y0, y1 = max(0, int(np.floor(cy - r))), min(h, int(np.floor(cy + r)) + 1)
-    if x0 >= x1 or y0 >= y1:
-        return
-    yy, xx = np.mgrid[y0:y1, x0:x1]
-    dx, dy = xx - cx, yy - cy
-    if shape == "circle":
-        mask = dx * dx + dy * dy <= r * r
-    elif shape == "square":
-        mask = (np.abs(dx) <= r) & (np.abs(dy) <= r)
-    else:
-        mask = (dy <= r) & (dy >= -r + 2 * np.abs(dx))
-    frame[y0:y1, x0:x1][mask] = colour
-
-
-def event_frames(video: SyntheticVideo, n_frames: int) -> list[tuple[int, float] | None]:
-    """For each frame, ``(event index, progress in [0, 1])``, or None where no event plays.
-
-    Without ``spans`` the events share the duration equally (the MSR-VTT twin's timing);
-    with ``spans`` event k covers the frames whose time ``t / fps`` lies in [start_k, end_k).
-    """
-    n_events = len(video.events)
-    out: list[tuple[int, float] | None] = [None] * n_frames
-    if video.spans is None:
-        per_event = n_frames / n_events
-        for t in range(n_frames):
-            k = int(t / per_event)
-            out[t] = (min(k, n_events - 1), (t - k * per_event) / max(per_event - 1, 1))
-        return out
-    if len(video.spans) != n_events:
-        raise ValueError(f"{video.video_id}: {n_events} events but {len(video.spans)} spans")
-    for k, (start, end) in enumerate(video.spans):
-        t0 = max(0, int(np.ceil(start * video.fps - 1e-6)))
-        t1 = min(n_frames, int(np.ceil(end * video.fps - 1e-6)))
-        for t in range(t0, t1):
-            out[t] = (k, (t - t0) / max(t1 - t0 - 1, 1))
-    return out
-
-
-def render_frames(video: SyntheticVideo, seed: int = 0) -> np.ndarray:
-    """Pixels of ``video``: uint8 array [n_frames, height, width, 3].
-
-    The events play one after another (for equal shares of the duration, or during their
-    ``spans``); the shape travels across most of the frame in its direction of motion.
-    """
-    h, w = video.height, video.width
-    n = max(1, int(round(video.seconds * video.fps)))
-    rng = np.random.default_rng(seed)
-    background = np.full((h, w, 3), 30, np.uint8)
-    background += rng.integers(0, 12, size=(h, w, 3), dtype=np.uint8)  # mild texture
-    frames = np.empty((n, h, w, 3), np.uint8)
-    frames[:] = background  # much faster than np.repeat
-    r = 0.14 * min(h, w)
-    for t, playing in enumerate(event_frames(video, n)):
-        if playing is None:
-            continue
-        k, progress = playing
-        e = video.events[k]
-        dx, dy = MOTIONS[e.motion]
-        # start on one side of the frame and cross to the other
-        cx = w / 2 + dx * (progress - 0.5) * (w - 3 * r)
-        cy = h / 2 + dy * (progress - 0.5) * (h - 3 * r)
-        _draw_shape(frames[t], e.shape, cx, cy, r, COLOURS[e.colour])
-    return frames
-
-
-# container suffix -> encoder arguments: H.264 for mp4/mkv, MPEG-4 part 2 for avi (as MSVD/LSMDC ship)
-ENCODERS = {
-    ".mp4": ["-c:v", "libx264", "-preset", "veryfast"],
-    ".mkv": ["-c:v", "libx264", "-preset", "veryfast"],
-    ".avi": ["-c:v", "mpeg4", "-q:v", "4"],
-}
-
-
-def write_video(frames: np.ndarray, path: Path, fps: int, threads: int | None = None,
-                ffmpeg: str | None = None) -> None:
-    """Encode RGB frames [n, h, w, 3] with ffmpeg (atomically); the encoder follows the suffix:
-    H.264 for .mp4/.mkv, MPEG-4 part 2 for .avi. ``threads``: encoder threads (ffmpeg's
-    default when None; 1 when several videos are encoded in parallel); ``ffmpeg``: the
-    executable (default :func:`ffmpeg_exe`)."""
-    n, h, w, _ = frames.shape
-    path = Path(path)
-    if path.suffix not in ENCODERS:
-        raise ValueError(f"{path}: no encoder for {path.suffix!r}; use one of {sorted(ENCODERS)}")
-    # the temporary name keeps the suffix: ffmpeg picks the container from it
-    with atomic.path(path) as tmp:
-        cmd = [ffmpeg or ffmpeg_exe(), "-nostdin", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-               "-s", f"{w}x{h}", "-r", str(fps), "-i", "-", "-an", *ENCODERS[path.suffix],
-               *(["-threads", str(threads)] if threads else []), "-pix_fmt", "yuv420p", str(tmp)]
-        proc = subprocess.run(cmd, input=frames.tobytes(), capture_output=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"ffmpeg could not write {path}: {proc.stderr.decode(errors='replace')}")
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
@@ -312,17 +160,6 @@ def make_msrvtt_twin(root: str | os.PathLike, n_train: int, n_test: int, seed: i
 # ---------------------------------------------------------------------------------------------
 # Twins of MSVD, LSMDC and ActivityNet Captions: the same events, other layouts and wordings.
 
-# Paraphrases for the many-caption datasets. Every wording names the colour, the shape and the
-# motion with words no other value uses, so two different event sequences never share a caption.
-MOTION_WORDS = {
-    "moves left": ("moves left", "is moving to the left", "goes left", "slides to the left"),
-    "moves right": ("moves right", "is moving to the right", "goes right", "slides to the right"),
-    "rises": ("rises", "is moving up", "goes up", "floats upwards"),
-    "falls": ("falls", "is moving down", "goes down", "drops downwards"),
-}
-EVENT_TEMPLATES = ("a {colour} {shape} {motion}", "the {colour} {shape} {motion}",
-                   "one {colour} {shape} {motion}", "a {shape} in {colour} {motion}")
-JOINERS = (" then ", " and then ", " and after that ", " and next ")
 _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
@@ -330,17 +167,6 @@ def _sub_seed(seed: int, *tags: str) -> int:
     """An independent, reproducible seed for one (dataset, split, purpose) stream."""
     words = [int(seed)] + [int.from_bytes(hashlib.sha256(t.encode()).digest()[:4], "little") for t in tags]
     return int(np.random.SeedSequence(words).generate_state(1)[0])
-
-
-def paraphrase(events: tuple[Event, ...], rng: np.random.Generator) -> str:
-    """A random wording of ``events`` in order (lower case, no punctuation, like MSVD)."""
-    phrases = [EVENT_TEMPLATES[rng.integers(len(EVENT_TEMPLATES))].format(
-        colour=e.colour, shape=e.shape, motion=MOTION_WORDS[e.motion][rng.integers(len(MOTION_WORDS[e.motion]))])
-        for e in events]
-    text = phrases[0]
-    for p in phrases[1:]:
-        text += JOINERS[rng.integers(len(JOINERS))] + p
-    return text
 
 
 def _youtube_ids(rng: np.random.Generator, n: int, taken: set[str]) -> list[str]:
@@ -352,31 +178,6 @@ def _youtube_ids(rng: np.random.Generator, n: int, taken: set[str]) -> list[str]
             taken.add(vid)
             ids.append(vid)
     return ids
-
-
-@functools.cache
-def _quick_ffmpeg() -> str:
-    """The ffmpeg to write many small synthetic videos with: ``$CENTERCLIP_FFMPEG`` if set, else the
-    static binary of imageio-ffmpeg, which starts ~5x faster than a distribution ffmpeg linked
-    against ~200 shared libraries (start-up dominates a 3-second clip), else :func:`ffmpeg_exe`."""
-    if os.environ.get("CENTERCLIP_FFMPEG"):
-        return ffmpeg_exe()
-    try:
-        import imageio_ffmpeg
-
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError):
-        return ffmpeg_exe()
-
-
-def _render_all(jobs: list[tuple[SyntheticVideo, Path, int]], threads: int) -> None:
-    """Render and encode each (video, path, pixel seed) on a thread pool (ffmpeg runs outside the GIL)."""
-    def render(job: tuple[SyntheticVideo, Path, int]) -> None:
-        v, path, pixel_seed = job
-        write_video(render_frames(v, seed=pixel_seed), path, v.fps, threads=1, ffmpeg=_quick_ffmpeg())
-
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        list(pool.map(render, jobs))
 
 
 def make_msvd_twin(root: str | os.PathLike, n_train: int, n_val: int, n_test: int, seed: int = 0,
@@ -401,7 +202,7 @@ def make_msvd_twin(root: str | os.PathLike, n_train: int, n_val: int, n_test: in
             start = int(id_rng.integers(0, 300))
             splits[split].append(replace(v, video_id=f"{yt}_{start}_{start + int(np.ceil(v.seconds))}"))
     videos = [v for split in sizes for v in splits[split]]
-    _render_all([(v, root / LAYOUTS["msvd"].video_dir / f"{v.video_id}.avi", _sub_seed(seed, "msvd", v.video_id))
+    render_all([(v, root / LAYOUTS["msvd"].video_dir / f"{v.video_id}.avi", _sub_seed(seed, "msvd", v.video_id))
                  for v in videos], threads)
 
     captions = {v.video_id: [paraphrase(v.events, caption_rng).split() for _ in range(captions_per_video)]
@@ -417,14 +218,6 @@ def make_msvd_twin(root: str | os.PathLike, n_train: int, n_val: int, n_test: in
 def _lsmdc_time(seconds: float) -> str:
     ms = int(round(seconds * 1000))
     return f"{ms // 3_600_000:02d}.{ms // 60_000 % 60:02d}.{ms // 1000 % 60:02d}.{ms % 1000:03d}"
-
-
-def _lsmdc_sentence(events: tuple[Event, ...], rng: np.random.Generator) -> str:
-    text = ", then ".join(e.phrase() for e in events)
-    style = int(rng.integers(3))
-    if style == 0:
-        return text[0].upper() + text[1:] + "."
-    return ("SOMEONE watches as " if style == 1 else "On the screen, ") + text + "."
 
 
 def make_lsmdc_twin(root: str | os.PathLike, n_train: int, n_val: int, n_test: int, seed: int = 0,
@@ -454,16 +247,13 @@ def make_lsmdc_twin(root: str | os.PathLike, n_train: int, n_val: int, n_test: i
             clip_id = f"{movie}_{_lsmdc_time(start)}-{_lsmdc_time(end)}"
             clock = end + float(rng.uniform(1, 30))
             lines[split].append("\t".join([clip_id, _lsmdc_time(start), _lsmdc_time(end), _lsmdc_time(start),
-                                           _lsmdc_time(end), _lsmdc_sentence(v.events, rng)]))
+                                           _lsmdc_time(end), lsmdc_sentence(v.events, rng)]))
             v = replace(v, video_id=clip_id)
             jobs.append((v, root / layout.video_dir / movie / f"{clip_id}.avi", _sub_seed(seed, "lsmdc", clip_id)))
-    _render_all(jobs, threads)
+    render_all(jobs, threads)
     for split, name in layout.files.items():
         atomic.write_text("".join(f"{line}\n" for line in lines[split]), root / layout.annotation_dir / name)
     return {"videos": len(jobs), **sizes, "movies": movies}
-
-
-_AN_OPENERS = ("Then", "Next,", "After that,", "Later,")
 
 
 def plan_timed_videos(n_videos: int, seed: int, events: tuple[int, int] = (3, 5),
@@ -495,14 +285,6 @@ def plan_timed_videos(n_videos: int, seed: int, events: tuple[int, int] = (3, 5)
         vid = "v_" + _youtube_ids(rng, 1, taken)[0]
         videos.append(SyntheticVideo(vid, evs, size[0], size[1], fps, duration, tuple(spans)))
     return videos
-
-
-def activitynet_sentences(events: tuple[Event, ...], rng: np.random.Generator) -> list[str]:
-    """One sentence per event, in order; later sentences start with a space, as in the real files."""
-    first = events[0].phrase()
-    out = [first[0].upper() + first[1:] + "."]
-    out += [f" {_AN_OPENERS[rng.integers(len(_AN_OPENERS))]} {e.phrase()}." for e in events[1:]]
-    return out
 
 
 #: Per split, the twin's videos outside the original code's membership, by why (the real lists differ
@@ -564,5 +346,5 @@ def make_activitynet_twin(root: str | os.PathLike, n_train: int, n_test: int, se
         had.update({vid[2:]: f"{vid[2:]}{ext.get(vid, '.mp4')}" for vid in named})
         counts[split] = n
     atomic.write_text(json.dumps(had), root / ACTIVITYNET_LISTS_DIR / ACTIVITYNET_LISTS["videos"])
-    _render_all(jobs, threads)
+    render_all(jobs, threads)
     return {"videos": len(jobs), **counts, "events": sum(len(v.events) for v, _, _ in jobs)}

@@ -15,11 +15,13 @@ from urllib.parse import urlsplit
 import pytest
 from upstream import Upstream
 
-from centerclip.data.annotations import ACTIVITYNET_LISTS_DIR, FORMATS, LAYOUTS, AnnotationError, build_manifest
-from centerclip.data.download import DownloadError
-from centerclip.data.sources import (SOURCES, MissingDataError, check_placed_files, download_lists, missing_files,
-                                     resolve_source)
-from centerclip.data.synthetic import make_activitynet_twin, make_lsmdc_twin, make_msrvtt_twin, make_msvd_twin
+from centerclip.data.activitynet import ACTIVITYNET_LISTS_DIR
+from centerclip.data.digests import DownloadError
+from centerclip.data.layouts import FORMATS, LAYOUTS, AnnotationError
+from centerclip.data.parsers import build_manifest
+from centerclip.data.synthetic.twins import make_activitynet_twin, make_lsmdc_twin, make_msrvtt_twin, make_msvd_twin
+from centerclip.data.upstreams import (UPSTREAMS, MissingDataError, check_placed_files, download_lists, missing_files,
+                                       resolve_upstream)
 
 TWINS = {
     "msrvtt": lambda root: make_msrvtt_twin(root, n_train=2, n_test=1, seed=1, captions_per_video=2),
@@ -73,9 +75,9 @@ def place_from_twin(twin: Path, path: str) -> None:
 
 
 def rebased(frame, old: Path, new: Path):
-    """``frame`` with its sources moved from root ``old`` to root ``new``."""
+    """``frame`` with its raw paths moved from root ``old`` to root ``new``."""
     out = frame.copy()
-    out["source"] = [str(new / Path(s).relative_to(old)) for s in out.source]
+    out["raw_path"] = [str(new / Path(s).relative_to(old)) for s in out.raw_path]
     return out
 
 
@@ -95,10 +97,10 @@ def test_files_placed_where_the_message_says_build_the_manifest(fmt, twins, tmp_
     root.mkdir()
     msg = message_for(fmt, root)
     paths = listed(msg)
-    assert len(paths) == len(SOURCES[fmt].required)  # every entry, the optional one too
+    assert len(paths) == len(UPSTREAMS[fmt].required)  # every entry, the optional one too
     assert all(p.startswith(str(root.absolute()) + "/") for p, _ in paths)
-    assert [opt for _, opt in paths] == [r.optional for r in SOURCES[fmt].required]
-    n = len(SOURCES[fmt].needed)
+    assert [opt for _, opt in paths] == [r.optional for r in UPSTREAMS[fmt].required]
+    n = len(UPSTREAMS[fmt].needed)
     assert f"{n} of {n} required" in msg
 
     assert "train_ids.json" not in msg  # ActivityNet's lists are downloaded, never placed
@@ -108,14 +110,14 @@ def test_files_placed_where_the_message_says_build_the_manifest(fmt, twins, tmp_
     check_placed_files(fmt, root)  # silent
     assert missing_files(fmt, root) == []
 
-    if SOURCES[fmt].downloads:  # ActivityNet's lists, from a mirror, into the library's default folder
+    if UPSTREAMS[fmt].downloads:  # ActivityNet's lists, from a mirror, into the library's default folder
         with Upstream(tmp_path / "upstream") as up:
             download_lists(fmt, root / ACTIVITYNET_LISTS_DIR, up.activitynet_lists(twin / ACTIVITYNET_LISTS_DIR),
                            progress=False)
     m = build_manifest(fmt, root)
     splits = ("train", "val", "test") if fmt == "lsmdc" else ("train", "test")
     assert m.groupby("split").size().to_dict() == {s: counts[s] for s in splits}
-    assert all(Path(s).is_file() and Path(s).is_relative_to(root) for s in m.source)
+    assert all(Path(s).is_file() and Path(s).is_relative_to(root) for s in m.raw_path)
     assert m.equals(rebased(build_manifest(fmt, twin), twin, root))
 
 
@@ -165,15 +167,15 @@ def test_required_entries_are_the_parser_layout():
         layout = LAYOUTS[fmt]
         expected = [(f"{layout.annotation_dir}/{name}", role in layout.optional) for role, name in layout.files.items()]
         expected.append((f"{layout.video_dir}/", False))
-        assert [(r.path, r.optional) for r in SOURCES[fmt].required] == expected, fmt
-    assert [r.path for r in SOURCES["lsmdc"].required if r.optional] == ["annotations/LSMDC16_annos_val.csv"]
-    assert not any(r.optional for fmt in ("msrvtt", "msvd", "activitynet") for r in SOURCES[fmt].required)
+        assert [(r.path, r.optional) for r in UPSTREAMS[fmt].required] == expected, fmt
+    assert [r.path for r in UPSTREAMS["lsmdc"].required if r.optional] == ["annotations/LSMDC16_annos_val.csv"]
+    assert not any(r.optional for fmt in ("msrvtt", "msvd", "activitynet") for r in UPSTREAMS[fmt].required)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_parser_reads_every_required_path_and_nothing_else(fmt, twins, tmp_path):
     twin, _ = twins(fmt)
-    src = SOURCES[fmt]
+    src = UPSTREAMS[fmt]
     variants = VARIANTS.get(fmt, [{}])
     if src.gated and src.downloads:  # downloaded lists are not placed files: read from where they were fetched
         variants = [{**v, "lists_dir": twin / ACTIVITYNET_LISTS_DIR} for v in variants]
@@ -186,10 +188,10 @@ def test_parser_reads_every_required_path_and_nothing_else(fmt, twins, tmp_path)
     full = {i: build_manifest(fmt, root, **v) for i, v in enumerate(variants)}
 
     for r in src.required:
-        if r.path.endswith("/"):  # the videos: every source of the manifest lies in that directory
+        if r.path.endswith("/"):  # the videos: every raw path of the manifest lies in that directory
             video_dir = (root / r.path).resolve()
             assert all(Path(s).resolve().is_relative_to(video_dir) and Path(s).is_file()
-                       for m in full.values() for s in m.source), r.path
+                       for m in full.values() for s in m.raw_path), r.path
             continue
         path = root / r.path
         hidden = path.with_name(path.name + ".away")
@@ -218,7 +220,7 @@ ANET_LISTS = {"train_ids": "train_ids.json", "val_ids": "val_ids.json", "video_p
 
 
 def test_activitynet_lists_are_the_original_codes_files():
-    downloads = SOURCES["activitynet"].downloads
+    downloads = UPSTREAMS["activitynet"].downloads
     base = "https://raw.githubusercontent.com/mzhaoshuai/CenterCLIP/886fe7342956f361c9c7b93f82d05c7ec5ed677b/"
     assert {n: d.url for n, d in downloads.items()} == {
         n: f"{base}misc/splits/activitynet/{f}" for n, f in ANET_LISTS.items()}
@@ -227,14 +229,14 @@ def test_activitynet_lists_are_the_original_codes_files():
         "val_ids": "e809ce219a8cdc21a97a724500f373dcc066967497a554ded654bf71d9e8e59b",
         "video_path": "4803ce0d715f1998720c29364773741dd1e90505fc0fa1b3c9d5af93af61ad63"}
     assert all(d.extract_to is None for d in downloads.values())
-    assert SOURCES["activitynet"].gated and not SOURCES["lsmdc"].downloads
+    assert UPSTREAMS["activitynet"].gated and not UPSTREAMS["lsmdc"].downloads
 
 
 def test_activitynet_lists_downloaded_over_http_and_verified_by_sha256(twins, tmp_path):
     twin, counts = twins("activitynet")
     with Upstream(tmp_path / "upstream") as up:
         cfg = up.activitynet_lists(twin / ACTIVITYNET_LISTS_DIR)
-        default = SOURCES["activitynet"].downloads
+        default = UPSTREAMS["activitynet"].downloads
         assert {n: urlsplit(u).path for n, u in cfg["mirror"].items()} == {
             n: urlsplit(d.url).path for n, d in default.items()}  # served at the original's URL paths
         # checked against the published digests: the twin's lists are other bytes, so nothing is kept
@@ -258,23 +260,24 @@ def test_activitynet_lists_downloaded_over_http_and_verified_by_sha256(twins, tm
 
 def test_activitynet_mirrors_are_for_its_lists_only(twins, tmp_path):
     digest = "ab" * 32
-    res = resolve_source("activitynet", {"mirror": {"train_ids": "/m/train_ids.json"}, "sha256": {"train_ids": digest}})
+    res = resolve_upstream("activitynet", {"mirror": {"train_ids": "/m/train_ids.json"},
+                                           "sha256": {"train_ids": digest}})
     assert res.existing is None and res.downloads["train_ids"].url == "/m/train_ids.json"
     assert res.downloads["train_ids"].sha256 == digest
-    assert res.downloads["val_ids"] == SOURCES["activitynet"].downloads["val_ids"]  # the others unchanged
+    assert res.downloads["val_ids"] == UPSTREAMS["activitynet"].downloads["val_ids"]  # the others unchanged
     for cfg in ({"mirror": {"videos": "http://x"}}, {"mirror": {"annotations": "http://x", "val_ids": "/v"}},
                 {"sha256": {"val_1": digest}}):
         with pytest.raises(ValueError, match=r"ActivityNet Captions: unknown mirror name\(s\) \w+; valid: train_ids, "
                                              r"val_ids, video_path \(the original code's lists; .* never downloaded"):
-            resolve_source("activitynet", cfg)
+            resolve_upstream("activitynet", cfg)
         with pytest.raises(ValueError, match="unknown mirror name"):
             download_lists("activitynet", tmp_path, cfg)
     with pytest.raises(ValueError, match=r"LSMDC is never downloaded, so `mirror:` and `sha256:` do not apply"):
-        resolve_source("lsmdc", {"mirror": {"train_ids": "http://x"}})
+        resolve_upstream("lsmdc", {"mirror": {"train_ids": "http://x"}})
     with pytest.raises(ValueError, match="MSR-VTT has no lists to download"):
         download_lists("msrvtt", tmp_path)
     # `source:` (a copy that may be read-only): its placed files are checked there, the lists still come
     # from their (mirrored) URLs, into a folder the caller names
     twin, _ = twins("activitynet")
-    res = resolve_source("activitynet", {"source": str(twin), "mirror": {"video_path": "/m/video_path.json"}})
+    res = resolve_upstream("activitynet", {"source": str(twin), "mirror": {"video_path": "/m/video_path.json"}})
     assert res.existing == twin and res.downloads["video_path"].url == "/m/video_path.json"
