@@ -46,11 +46,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: the CPU build here, the CUDA build on GPU machines; nothing else may replace it
 	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
-	$(BIN)/python -m pip install --quiet -e ".[test]" "$(TORCH_PIN)"
+	# the [workflow] extra: everything beyond the model core (snakemake, decord, h5py, pandas, ...)
+	$(BIN)/python -m pip install --quiet -e ".[workflow,test]" "$(TORCH_PIN)"
 	touch $(STAMP)
 
 # System ffmpeg when present; else apt as root; else the static binary of imageio-ffmpeg
-# (a dependency, so it is always there) is what centerclip uses.
+# (in the [workflow] extra, so it is always there) is what centerclip uses.
 ffmpeg:
 	@if command -v ffmpeg >/dev/null 2>&1; then \
 		echo "ffmpeg: $$(command -v ffmpeg)"; \
@@ -62,7 +63,8 @@ ffmpeg:
 		echo "ffmpeg: using the imageio-ffmpeg static binary: $$($(BIN)/python -c 'import imageio_ffmpeg as i; print(i.get_ffmpeg_exe())')"; \
 	fi
 
-# A second venv with the SLURM executor plugin (the `[cluster]` extra), used by tests/test_slurm.py.
+# A second venv with the SLURM executor plugin (the `[cluster]` extra, which includes `[workflow]`), used by
+# tests/test_slurm.py.
 # Kept apart from .venv: the plugin runs `scontrol show config` (10 s timeout) when it is imported, so
 # with it installed every snakemake start on a machine with the slurm client but no reachable
 # controller can wait up to ~10 s.
