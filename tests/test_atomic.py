@@ -102,7 +102,7 @@ def test_importing_atomic_does_not_import_torch():
 
 
 def test_paper_figure_png_and_pdf_appear_together_or_not_at_all(tmp_path, monkeypatch):
-    from centerclip import paper_figures
+    from centerclip.paper import figures as paper_figures
 
     fig = paper_figures.plt.figure()
     savefig = fig.savefig

@@ -25,12 +25,12 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from demo_config import quick_pretraining
+from workflow_runner import run_snakemake
 
 from centerclip.data.bad_videos import read_bad_videos
 from centerclip.data.datasets import VideoTextDataset
@@ -40,7 +40,6 @@ from tests.sample_videos import find_sample_video, sample_video
 from tests.videos import make_audio_only, make_vfr_video, make_video, truncate, write_text
 
 REPO = Path(__file__).resolve().parent.parent
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 RUN = "msrvtt9k_b32_meanP"
 METRICS = f"results/demo/runs/msrvtt/{RUN}/seed42/metrics.json"
 HTML_EMOJI = "a man &amp; his dog 🐶 play &lt;3 &quot;fetch&quot;"
@@ -119,13 +118,7 @@ def _config(raw: Path, allowed: list[str] | None = None) -> dict:
 def _snakemake(workdir: Path, cfg: dict, *targets: str, check: bool = True) -> subprocess.CompletedProcess:
     path = workdir / f"config{len(list(workdir.glob('config*.yaml')))}.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
-    env = {**__import__("os").environ}
-    env["PATH"] = str(Path(sys.executable).parent) + ":" + env.get("PATH", "")
-    proc = subprocess.run(SNAKEMAKE + [*targets, "--cores", "2", "-d", str(workdir), "--configfile", str(path)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
+    return run_snakemake(*targets, "--cores", "2", "-d", workdir, "--configfile", path, check=check)
 
 
 @pytest.fixture(scope="module")

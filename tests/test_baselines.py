@@ -4,17 +4,10 @@ temporal shift (TSM, patch tokens) and token shift (CLS token), with hand-checka
 import pytest
 import torch
 
-from centerclip.model.clip import CLIP
 from centerclip.training.step import micro_seed
 from centerclip.model.video_encoder import (ClusterStage, TokenReduction, encode_segments, reduce_tokens,
                                       sparse_indices, temporal_shift)
-from tests.model_inputs import TINY, video_batch
-
-
-@pytest.fixture(scope="module")
-def clip():
-    torch.manual_seed(0)
-    return CLIP(TINY).eval()
+from tests.model_inputs import video_batch
 
 
 # ---------------------------------------------------------------------------------------------

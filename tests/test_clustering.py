@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from centerclip import clustering as C
-from centerclip import clustering_reference as R
-from tests.model_inputs import blobs, same_partition
+from centerclip.model import clustering as C
+from centerclip.model import clustering_reference as R
+from tests.model_inputs import assert_same_clusters, blobs, same_partition
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -42,11 +42,6 @@ def _check_invariants(res: C.Clusters, x: torch.Tensor, k: int, dist: torch.Tens
         assert torch.equal(assigned, to_med.min(dim=2).values)
 
 
-def _assert_same(a: C.Clusters, b: C.Clusters) -> None:
-    assert torch.equal(a.medoids, b.medoids)
-    assert torch.equal(a.labels, b.labels)
-
-
 # ----------------------------------------------------------------------------- distances
 
 
@@ -75,7 +70,7 @@ def test_kmedoids_invariants(b, n, d, k):
     x = torch.randn(b, n, d, generator=_gen(b * n + k))
     res = C.kmedoids(x, k)
     _check_invariants(res, x, k, _dist(x))
-    _assert_same(res, C.kmedoids(x, k))  # deterministic
+    assert_same_clusters(res, C.kmedoids(x, k))  # deterministic
 
 
 def test_kmedoids_hand_checked_1d():
@@ -87,7 +82,7 @@ def test_kmedoids_hand_checked_1d():
     res = C.kmedoids(x, 2)
     assert res.medoids.tolist() == [[1, 4]]
     assert res.labels.tolist() == [[0, 0, 0, 1, 1, 1]]
-    _assert_same(res, R.kmedoids(x, 2))
+    assert_same_clusters(res, R.kmedoids(x, 2))
 
 
 def test_kmedoids_k1_is_global_medoid():
@@ -102,13 +97,13 @@ def test_kmedoids_k1_is_global_medoid():
 @pytest.mark.parametrize("b,n,d,k", [(6, 40, 8, 5), (4, 147, 96, 49), (3, 60, 768, 20), (8, 15, 2, 4)])
 def test_kmedoids_matches_reference(b, n, d, k, l2):
     x = torch.randn(b, n, d, generator=_gen(7 * n + d + k)) * 1.5 + 0.3
-    _assert_same(C.kmedoids(x, k, l2_normalize=l2), R.kmedoids(x, k, l2_normalize=l2))
+    assert_same_clusters(C.kmedoids(x, k, l2_normalize=l2), R.kmedoids(x, k, l2_normalize=l2))
 
 
 def test_kmedoids_max_iter_respected_like_reference():
     x = torch.randn(6, 50, 8, generator=_gen(3))
     for it in (0, 1, 2, 3, 9):
-        _assert_same(C.kmedoids(x, 9, max_iter=it), R.kmedoids(x, 9, max_iter=it))
+        assert_same_clusters(C.kmedoids(x, 9, max_iter=it), R.kmedoids(x, 9, max_iter=it))
 
 
 @pytest.mark.parametrize("every", [3, 8])
@@ -118,7 +113,7 @@ def test_accelerator_check_schedule_gives_same_result(monkeypatch, every):
     monkeypatch.setattr(C, "_check_every", lambda device: every)
     x = torch.randn(12, 60, 16, generator=_gen(21))
     for it in (2, 5, 100):
-        _assert_same(C.kmedoids(x, 12, max_iter=it), R.kmedoids(x, 12, max_iter=it))
+        assert_same_clusters(C.kmedoids(x, 12, max_iter=it), R.kmedoids(x, 12, max_iter=it))
 
 
 @pytest.mark.parametrize("rows_per_slice", ["all", 5])
@@ -127,10 +122,10 @@ def test_slicing_of_the_batch_changes_nothing(monkeypatch, rows_per_slice):
     # that does not divide B leaves a short last slice: every layout gives the loop's results.
     monkeypatch.setattr(C, "_slice_rows", lambda b, device: b if rows_per_slice == "all" else rows_per_slice)
     x = torch.randn(13, 40, 16, generator=_gen(23))
-    _assert_same(C.kmedoids(x, 8), R.kmedoids(x, 8))
-    _assert_same(C.kmedoids(x, 8, l2_normalize=True), R.kmedoids(x, 8, l2_normalize=True))
+    assert_same_clusters(C.kmedoids(x, 8), R.kmedoids(x, 8))
+    assert_same_clusters(C.kmedoids(x, 8, l2_normalize=True), R.kmedoids(x, 8, l2_normalize=True))
     for knn in (None, 10):
-        _assert_same(C.spectral(x, 6, knn=knn, sigma=4.0), R.spectral(x, 6, knn=knn, sigma=4.0))
+        assert_same_clusters(C.spectral(x, 6, knn=knn, sigma=4.0), R.spectral(x, 6, knn=knn, sigma=4.0))
 
 
 def test_symmetrisation_fallback(monkeypatch):
@@ -148,7 +143,7 @@ def test_ties_all_duplicates():
     res = C.kmedoids(x, 3)
     assert res.medoids.tolist() == [[0, 1, 2]] * 2
     assert res.labels.tolist() == [[0, 1, 2, 0, 0, 0]] * 2
-    _assert_same(res, R.kmedoids(x, 3))
+    assert_same_clusters(res, R.kmedoids(x, 3))
 
 
 def test_ties_symmetric_configurations():
@@ -156,13 +151,13 @@ def test_ties_symmetric_configurations():
     x = torch.tensor([-2.0, -1.0, 1.0, 2.0]).view(1, 4, 1)
     res = C.kmedoids(x, 2)
     assert res.medoids.tolist() == [[0, 2]] and res.labels.tolist() == [[0, 0, 1, 1]]
-    _assert_same(res, R.kmedoids(x, 2))
+    assert_same_clusters(res, R.kmedoids(x, 2))
     # Equidistant token (5 between 0 and 10) joins the first medoid in KKZ order (10), and
     # the final relabelling after sorting keeps it with its nearest medoid.
     x = torch.tensor([0.0, 5.0, 10.0]).view(1, 3, 1)
     res = C.kmedoids(x, 2)
     assert res.medoids.tolist() == [[0, 1]] and res.labels.tolist() == [[0, 1, 1]]
-    _assert_same(res, R.kmedoids(x, 2))
+    assert_same_clusters(res, R.kmedoids(x, 2))
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -173,18 +168,18 @@ def test_ties_integer_grid_matches_reference(seed):
     for k in (3, 8, 17):
         res = C.kmedoids(x, k)
         _check_invariants(res, x, k, _dist(x))
-        _assert_same(res, R.kmedoids(x, k))
+        assert_same_clusters(res, R.kmedoids(x, k))
 
 
 def test_low_precision_input_and_autocast():
     x = torch.randn(4, 49, 32, generator=_gen(5)).to(torch.bfloat16)
     ref = C.kmedoids(x.float(), 10)
-    _assert_same(C.kmedoids(x, 10), ref)
-    _assert_same(C.kmedoids(x.half(), 10), C.kmedoids(x.half().float(), 10))
+    assert_same_clusters(C.kmedoids(x, 10), ref)
+    assert_same_clusters(C.kmedoids(x.half(), 10), C.kmedoids(x.half().float(), 10))
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        _assert_same(C.kmedoids(x.float(), 10), ref)
-        _assert_same(C.spectral(x.float(), 5, sigma=8.0), C.spectral(x.float(), 5, sigma=8.0))
-    _assert_same(C.spectral(x, 5, sigma=8.0), C.spectral(x.float(), 5, sigma=8.0))
+        assert_same_clusters(C.kmedoids(x.float(), 10), ref)
+        assert_same_clusters(C.spectral(x.float(), 5, sigma=8.0), C.spectral(x.float(), 5, sigma=8.0))
+    assert_same_clusters(C.spectral(x, 5, sigma=8.0), C.spectral(x.float(), 5, sigma=8.0))
 
 
 def test_no_grad_and_input_untouched():
@@ -230,7 +225,7 @@ def test_spectral_finds_separatedblobs(knn):
     # Medoids select original tokens: one per blob.
     for b in range(3):
         assert sorted(truth[b, res.medoids[b]].tolist()) == [0, 1, 2, 3]
-    _assert_same(res, R.spectral(x, 4, knn=knn, sigma=1.0))
+    assert_same_clusters(res, R.spectral(x, 4, knn=knn, sigma=1.0))
 
 
 def test_spectral_underflowing_weights_no_nan():
@@ -242,7 +237,7 @@ def test_spectral_underflowing_weights_no_nan():
     for knn in (None, 4):
         res = C.spectral(x, 6, knn=knn)
         _check_invariants(res, x, 6)
-        _assert_same(res, R.spectral(x, 6, knn=knn))
+        assert_same_clusters(res, R.spectral(x, 6, knn=knn))
 
 
 @pytest.mark.parametrize("knn", [None, 5])
@@ -253,7 +248,7 @@ def test_spectral_float64_option_matches_reference_and_float32_partitions(knn):
     r32 = C.spectral(x, 4, knn=knn, sigma=1.0)
     r64 = C.spectral(x, 4, knn=knn, sigma=1.0, dtype=torch.float64)
     assert same_partition(r64.labels, truth) and same_partition(r32.labels, truth)
-    _assert_same(r64, R.spectral(x, 4, knn=knn, sigma=1.0, dtype=torch.float64))
+    assert_same_clusters(r64, R.spectral(x, 4, knn=knn, sigma=1.0, dtype=torch.float64))
     with pytest.raises(ValueError, match="dtype must be torch.float32 or torch.float64"):
         C.spectral(x, 4, dtype=torch.float16)
 
@@ -263,8 +258,8 @@ def test_spectral_matches_reference_random(knn, sigma):
     x = torch.randn(4, 36, 16, generator=_gen(13 + (knn or 0)))
     res = C.spectral(x, 6, knn=knn, sigma=sigma)
     _check_invariants(res, x, 6)
-    _assert_same(res, R.spectral(x, 6, knn=knn, sigma=sigma))
-    _assert_same(res, C.spectral(x, 6, knn=knn, sigma=sigma))  # deterministic
+    assert_same_clusters(res, R.spectral(x, 6, knn=knn, sigma=sigma))
+    assert_same_clusters(res, C.spectral(x, 6, knn=knn, sigma=sigma))  # deterministic
 
 
 def test_affinity_knn_or_symmetrisation():

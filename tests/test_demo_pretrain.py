@@ -2,8 +2,6 @@
 fine-tuned demo run that retrieves well above chance."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +9,11 @@ import pytest
 import torch
 import yaml
 from run_settings import pretrain_settings
-from test_reruns import plain_shell_env
+from workflow_runner import run_snakemake
 
 from centerclip.model.clip import load
-from centerclip.data.synthetic import COLOURS, Event
+from centerclip.data.synthetic.captions import Event
+from centerclip.data.synthetic.render import COLOURS
 from centerclip.training.demo_pretrain import PretrainSettings, draw_frame, pretrain_to, sample_batch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,10 +57,8 @@ def test_the_demo_pretrains_then_fine_tunes_well_above_chance(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
     targets = [f"results/demo/runs/msrvtt/{r}/seed42/metrics.json" for r in runs]
-    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
-           "--cores", "2", *targets, "--configfile", str(config)]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=plain_shell_env(), capture_output=True, text=True, timeout=1500)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    run_snakemake("-s", REPO / "Snakefile", "-d", tmp_path, "--cores", "2", *targets, "--configfile", config,
+                  cwd=tmp_path, timeout=1500)
     pretrained = tmp_path / "data" / "demo" / "models" / "tiny-vit-b32.pt"
     assert load(pretrained).config.vision_patch_size == 32
     summary = json.loads(pretrained.with_suffix(".pretrain.json").read_text())

@@ -18,12 +18,12 @@ import warnings
 import pytest
 import torch
 
-from centerclip import clustering as C
-from centerclip import clustering_reference as R
+from centerclip.model import clustering as C
+from centerclip.model import clustering_reference as R
 from centerclip.model.clip import CLIP, load
 from centerclip.model.retrieval import RetrievalModel
 from centerclip.model.video_encoder import ClusterStage, TokenReduction
-from tests.model_inputs import TINY, blobs, encode, same_partition, video_batch
+from tests.model_inputs import TINY, assert_same_clusters, blobs, encode, same_partition, video_batch
 
 DEVICE = torch.device(os.environ.get("CENTERCLIP_TEST_DEVICE", "cuda"))
 pytestmark = pytest.mark.skipif(
@@ -50,11 +50,6 @@ def _randn(*shape: int, seed: int) -> torch.Tensor:
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).to(DEVICE)
 
 
-def _assert_same(a: C.Clusters, b: C.Clusters) -> None:
-    assert torch.equal(a.medoids.cpu(), b.medoids.cpu()), "medoids differ"
-    assert torch.equal(a.labels.cpu(), b.labels.cpu()), "labels differ"
-
-
 # ----------------------------------------------------------------------------- clustering
 
 
@@ -65,7 +60,7 @@ def test_kmedoids_on_device_matches_the_row_loop(b, n, d, k, l2):
     res = C.kmedoids(x, k, l2_normalize=l2)
     assert res.medoids.device == x.device and res.labels.device == x.device
     assert bool((res.medoids.diff(dim=1) > 0).all())
-    _assert_same(res, R.kmedoids(x, k, l2_normalize=l2))
+    assert_same_clusters(res, R.kmedoids(x, k, l2_normalize=l2))
 
 
 def test_kmedoids_on_device_finds_the_groups_the_cpu_finds():
@@ -85,8 +80,8 @@ def test_tf32_does_not_reach_the_distances():
     x = _randn(8, 147, 768, seed=4)
     exact = C.kmedoids(x, 49), C.spectral(x, 49, knn=15)
     torch.backends.cuda.matmul.allow_tf32 = True
-    _assert_same(C.kmedoids(x, 49), exact[0])
-    _assert_same(C.spectral(x, 49, knn=15), exact[1])
+    assert_same_clusters(C.kmedoids(x, 49), exact[0])
+    assert_same_clusters(C.spectral(x, 49, knn=15), exact[1])
 
 
 @cuda_only
@@ -127,9 +122,9 @@ def test_clustering_under_autocast_sees_float32():
     ref = C.kmedoids(x, 10)
     for dtype in (torch.bfloat16, torch.float16):
         with torch.autocast(DEVICE.type, dtype=dtype):
-            _assert_same(C.kmedoids(x, 10), ref)
+            assert_same_clusters(C.kmedoids(x, 10), ref)
         low = x.to(dtype)
-        _assert_same(C.kmedoids(low, 10), C.kmedoids(low.float(), 10))
+        assert_same_clusters(C.kmedoids(low, 10), C.kmedoids(low.float(), 10))
 
 
 # ----------------------------------------------------------------------------- CLIP and the encoder

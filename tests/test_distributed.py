@@ -7,12 +7,12 @@ import sys
 
 import pytest
 import torch
+from run_settings import run_dict
 
 from centerclip.util import atomic
 from centerclip.training.settings import RunConfig
 from centerclip.training.step import TrainingError, micro_batch_size
 from centerclip.training.train import run
-from test_train import run_dict
 
 SPLIT = {"epochs": 1, "batch_size": 8, "eval_every_epoch": False, "lr": 1e-3}  # 2 steps of 8 videos
 

@@ -8,20 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
+from model_inputs import TINY
 from run_settings import train_settings
 
-from centerclip.model.clip import CLIP, CLIPConfig
 from centerclip.paper.figures import (figure_points, frames_per_segment_settings, plot_figure3, plot_figure4,
                                       plot_figure5)
 from centerclip.model.clustering import kmedoids, spectral
 from centerclip.model.video_encoder import ClusterStage
 from centerclip.paper.figure5 import kept_patches, patch_mask
-
-REPO = Path(__file__).resolve().parents[1]
-TINY = CLIPConfig(embed_dim=32, image_resolution=64, vision_layers=4, vision_width=64, vision_patch_size=16,
-                  context_length=16, vocab_size=49408, transformer_width=64, transformer_heads=1,
-                  transformer_layers=1)
 
 
 def metrics(r1: float, mem: float, ms: float) -> dict:
@@ -49,11 +43,6 @@ def panel_text(ax) -> str:
 def withheld(ax) -> bool:
     """A demo memory / time panel: no points drawn, a note pointing to the benchmarks instead."""
     return not ax.get_lines() and "bench/README.md" in panel_text(ax) and "leaves out" in panel_text(ax)
-
-
-@pytest.fixture(scope="module")
-def experiments() -> dict:
-    return yaml.safe_load((REPO / "config" / "experiments.yaml").read_text(encoding="utf-8"))["experiments"]
 
 
 def test_figure_points_parse_the_experiment_table(experiments):
@@ -129,9 +118,8 @@ def test_figure4_demo_leaves_memory_and_time_out(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def visual():
-    torch.manual_seed(0)
-    return CLIP(TINY).eval().visual
+def visual(clip):
+    return clip.visual
 
 
 def test_kept_patches_count_and_order(visual):

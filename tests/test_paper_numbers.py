@@ -9,10 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-NUMBERS = REPO / "config" / "paper_numbers.yaml"
 PAPER_ENV = "CENTERCLIP_PAPER_TEXT"
 
 METRICS = ["R1", "R5", "R10", "MdR", "MnR"]
@@ -84,13 +81,8 @@ SPOT_CHECKS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def numbers() -> dict:
-    return yaml.safe_load(NUMBERS.read_text(encoding="utf-8"))
-
-
-def columns_of(numbers: dict, table_id: str) -> list[str]:
-    return numbers["tables"][table_id].get("columns", numbers["columns"])
+def columns_of(paper_numbers: dict, table_id: str) -> list[str]:
+    return paper_numbers["tables"][table_id].get("columns", paper_numbers["columns"])
 
 
 def same(a, b) -> bool:
@@ -101,15 +93,15 @@ def same(a, b) -> bool:
 # ---------------------------------------------------------------- transcription itself
 
 
-def test_table_ids_and_default_columns(numbers):
-    assert numbers["columns"] == DEFAULT_COLUMNS
-    assert list(numbers["tables"]) == list(EXPECTED_SHAPE)
+def test_table_ids_and_default_columns(paper_numbers):
+    assert paper_numbers["columns"] == DEFAULT_COLUMNS
+    assert list(paper_numbers["tables"]) == list(EXPECTED_SHAPE)
 
 
 @pytest.mark.parametrize("table_id", list(EXPECTED_SHAPE))
-def test_shape(numbers, table_id):
-    table = numbers["tables"][table_id]
-    columns = columns_of(numbers, table_id)
+def test_shape(paper_numbers, table_id):
+    table = paper_numbers["tables"][table_id]
+    columns = columns_of(paper_numbers, table_id)
     assert columns == EXPECTED_COLUMNS.get(table_id, DEFAULT_COLUMNS)
     assert len(set(columns)) == len(columns)
     assert (len(table["rows"]), len(columns)) == EXPECTED_SHAPE[table_id]
@@ -121,11 +113,11 @@ def test_shape(numbers, table_id):
 
 
 @pytest.mark.parametrize("table_id", list(EXPECTED_SHAPE))
-def test_cited_rows(numbers, table_id):
+def test_cited_rows(paper_numbers, table_id):
     """cited = rows with a [ref], plus CLIP zero-shot and CLIP4clip (seqTransf), except Table 5's
     token shift [68] / temporal shift [54] rows (this paper's own runs of those baselines, which we
     run too); all exist in rows."""
-    table = numbers["tables"][table_id]
+    table = paper_numbers["tables"][table_id]
     cited = table.get("cited", [])
     assert set(cited) <= set(table["rows"])
     expected = [n for n in table["rows"]
@@ -134,23 +126,23 @@ def test_cited_rows(numbers, table_id):
     assert cited == expected
 
 
-def test_spot_checks(numbers):
+def test_spot_checks(paper_numbers):
     assert {t for t, *_ in SPOT_CHECKS} == set(EXPECTED_SHAPE)
     for table_id, row, column, value in SPOT_CHECKS:
-        got = numbers["tables"][table_id]["rows"][row][columns_of(numbers, table_id).index(column)]
+        got = paper_numbers["tables"][table_id]["rows"][row][columns_of(paper_numbers, table_id).index(column)]
         assert same(got, value), (table_id, row, column, got, value)
 
 
-def test_rows_the_pipeline_uses(numbers):
-    rows = numbers["tables"]["table3b"]["rows"]
+def test_rows_the_pipeline_uses(paper_numbers):
+    rows = paper_numbers["tables"]["table3b"]["rows"]
     assert rows["baseline (CLIP4clip (meanP), ViT-B/32)"] == [20.8, 24.4, 43.0, 70.7, 80.6, 2, 16.2,
                                                                43.1, 70.8, 80.6, 2, 11.4]
     assert rows["CenterCLIP (k-medoids++, B6 - 4, 49)"] == [15.0, 22.9, 43.6, 71.4, 81.2, 2, 15.3,
                                                              42.9, 70.4, 80.8, 2, 10.8]
 
 
-def test_figures_are_plots_only(numbers):
-    assert numbers["figures"] == {"fig3": None, "fig4": None}
+def test_figures_are_plots_only(paper_numbers):
+    assert paper_numbers["figures"] == {"fig3": None, "fig4": None}
 
 
 # ---------------------------------------------------------------- against the paper text
@@ -261,16 +253,16 @@ def test_every_table_block_is_located(paper):
 
 
 @pytest.mark.parametrize("table_id", list(EXPECTED_SHAPE))
-def test_transcription_matches_paper_text(numbers, paper, table_id):
+def test_transcription_matches_paper_text(paper_numbers, paper, table_id):
     """Every printed row is transcribed, in order, with the paper's name and values (and types)."""
-    mine = numbers["tables"][table_id]
+    mine = paper_numbers["tables"][table_id]
     theirs = paper[table_id]
     assert mine["caption"] == theirs["caption"]
     assert list(mine["rows"]) == [name for name, _ in theirs["rows"]]
     for name, values in theirs["rows"]:
         got = mine["rows"][name]
         assert len(got) == len(values), name
-        bad = [(col, g, v) for col, g, v in zip(columns_of(numbers, table_id), got, values) if not same(g, v)]
+        bad = [(col, g, v) for col, g, v in zip(columns_of(paper_numbers, table_id), got, values) if not same(g, v)]
         assert not bad, (name, bad)
 
 

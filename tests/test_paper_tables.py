@@ -18,16 +18,6 @@ REPO = Path(__file__).resolve().parents[1]
 TABLES = ["table1", "table2", "table3a", "table3b", "table4", "table5", "table6", "table7", "table8", "table9"]
 
 
-@pytest.fixture(scope="module")
-def paper() -> dict:
-    return yaml.safe_load((REPO / "config" / "paper_numbers.yaml").read_text(encoding="utf-8"))
-
-
-@pytest.fixture(scope="module")
-def experiments() -> dict:
-    return yaml.safe_load((REPO / "config" / "experiments.yaml").read_text(encoding="utf-8"))["experiments"]
-
-
 def metrics(r1: float, mem: float = 500.0, ms: float = 4.0, best: float | None = None) -> dict:
     """A metrics.json as centerclip.training.evaluate writes it (the fields the tables read)."""
     m = {"t2v": {"R1": r1, "R5": r1 + 10, "R10": r1 + 20, "MdR": 5.0, "MnR": 12.5},
@@ -56,24 +46,24 @@ EFFICIENCY = ["MeM", "Speed", "MeM_std", "Speed_std", "MeM_ratio", "Speed_ratio"
 
 
 @pytest.fixture(scope="module")
-def table4(paper, experiments):
-    return render_table("table4", paper, experiments, TABLE4_RUNS, "demo", not_run=TABLE4_NOT_RUN)
+def table4(paper_numbers, experiments):
+    return render_table("table4", paper_numbers, experiments, TABLE4_RUNS, "demo", not_run=TABLE4_NOT_RUN)
 
 
 @pytest.fixture(scope="module")
-def table4_paper(paper, experiments):
+def table4_paper(paper_numbers, experiments):
     """The same runs under the full reproduction's label: our memory and speed are shown."""
-    return render_table("table4", paper, experiments, TABLE4_RUNS, "paper", not_run=TABLE4_NOT_RUN)
+    return render_table("table4", paper_numbers, experiments, TABLE4_RUNS, "paper", not_run=TABLE4_NOT_RUN)
 
 
-def test_numbers_land_in_their_cells_with_differences(table4_paper, paper):
+def test_numbers_land_in_their_cells_with_differences(table4_paper, paper_numbers):
     table4 = table4_paper
     f = table4.frame
     ours, theirs, diff = line(f, KM, "ours"), line(f, KM, "paper"), line(f, KM, "diff")
     assert ours.run_id == "lsmdc_b32_km_B6-6-49" and ours.n_seeds == 1
     assert (ours.t2v_R1, ours.t2v_R10, ours.v2t_R1, ours.v2t_MnR, ours.MeM, ours.Speed) == (11.0, 31.0, 12.0, 11.0,
                                                                                              300.0, 3.0)
-    printed = dict(zip(paper["columns"], paper["tables"]["table4"]["rows"][KM]))
+    printed = dict(zip(paper_numbers["columns"], paper_numbers["tables"]["table4"]["rows"][KM]))
     assert theirs.t2v_R1 == printed["t2v_R1"] == 21.9 and theirs.MeM == 16.4
     assert diff.t2v_R1 == pytest.approx(11.0 - 21.9) and diff.v2t_MnR == pytest.approx(11.0 - 48.7)
     assert diff.t2v_MdR == pytest.approx(5.0 - 10.0)
@@ -110,7 +100,7 @@ def test_cited_and_not_run_rows(table4):
     assert not len(f[(f.status == "not run") & (f.source == "diff")])
 
 
-def test_demo_leaves_our_memory_and_speed_out_and_keeps_the_papers(table4, table4_paper, paper):
+def test_demo_leaves_our_memory_and_speed_out_and_keeps_the_papers(table4, table4_paper, paper_numbers):
     f = table4.frame
     for row in (BASE, KM):
         ours, theirs = line(f, row, "ours"), line(f, row, "paper")
@@ -141,11 +131,11 @@ def test_demo_footnote_says_why_and_points_to_the_benchmarks(table4, table4_pape
     assert "left out" not in full and "bench/README.md" not in full and "MeM.: ours = peak" in full
 
 
-def test_rows_in_paper_order_and_demo_header(table4, paper):
-    assert list(dict.fromkeys(table4.frame.row)) == list(paper["tables"]["table4"]["rows"])
+def test_rows_in_paper_order_and_demo_header(table4, paper_numbers):
+    assert list(dict.fromkeys(table4.frame.row)) == list(paper_numbers["tables"]["table4"]["rows"])
     first = table4.markdown.splitlines()[0]
     assert first.startswith("# Table 4") and "demo" in first
-    assert "synthetic" in table4.markdown and paper["tables"]["table4"]["caption"] in table4.markdown
+    assert "synthetic" in table4.markdown and paper_numbers["tables"]["table4"]["caption"] in table4.markdown
     assert "pretrained by the demo" in table4.markdown and "not what CenterCLIP achieves" in table4.markdown
     assert "random" not in first
     assert "DEMO" in table4.latex
@@ -156,19 +146,19 @@ def test_csv_round_trips(table4):
     assert len(back) == len(table4.frame) and back.t2v_R1.notna().sum() == table4.frame.t2v_R1.notna().sum()
 
 
-def test_setting_columns_come_from_the_paper(paper, experiments):
-    r = render_table("table9", paper, experiments, {"anet_b32_meanP": [metrics(30.0)]}, "full")
+def test_setting_columns_come_from_the_paper(paper_numbers, experiments):
+    r = render_table("table9", paper_numbers, experiments, {"anet_b32_meanP": [metrics(30.0)]}, "full")
     ours, diff = line(r.frame, "lr = 1e-5, epochs = 8", "ours"), line(r.frame, "lr = 1e-5, epochs = 8", "diff")
     assert (ours.lr, ours.epochs) == (1e-5, 8) and math.isnan(diff.lr) and math.isnan(diff.epochs)
     assert "demo" not in r.markdown.splitlines()[0]
-    r7 = render_table("table7", paper, experiments, {"anet_b32_km_B6-15-49": [metrics(30.0)]}, "full")
+    r7 = render_table("table7", paper_numbers, experiments, {"anet_b32_km_B6-15-49": [metrics(30.0)]}, "full")
     assert line(r7.frame, "N_in = 60", "ours").N_in == 60
 
 
-def test_experiment_rows_must_name_paper_rows(paper, experiments):
+def test_experiment_rows_must_name_paper_rows(paper_numbers, experiments):
     bad = dict(experiments, extra={"dataset": "lsmdc", "rows": {"table4": "CenterCLIP (typo)"}})
     with pytest.raises(ValueError, match="typo"):
-        render_table("table4", paper, bad, {}, "demo")
+        render_table("table4", paper_numbers, bad, {}, "demo")
 
 
 def latex_ok(latex: str, n_columns: int) -> None:
@@ -186,13 +176,13 @@ def latex_ok(latex: str, n_columns: int) -> None:
 
 
 @pytest.mark.parametrize("table_id", TABLES)
-def test_every_table_renders(paper, experiments, table_id):
+def test_every_table_renders(paper_numbers, experiments, table_id):
     """Every paper row appears once as a method row; a run for each own row, one missing."""
     provided = rows_by_table(experiments, table_id)
     run_ids = list(provided.values())
     runs = {rid: [metrics(20.0 + i)] for i, rid in enumerate(run_ids[1:])}
-    r = render_table(table_id, paper, experiments, runs, "demo", not_run={run_ids[0]: "held out in this test"})
-    table = paper["tables"][table_id]
+    r = render_table(table_id, paper_numbers, experiments, runs, "demo", not_run={run_ids[0]: "held out in this test"})
+    table = paper_numbers["tables"][table_id]
     body = [ln for ln in r.markdown.splitlines() if ln.startswith("| ")][1:]
     methods = [ln.split(" | ")[0][2:] for ln in body if not ln.startswith("|  |")]
     assert methods == [n.replace("|", "\\|") for n in table["rows"]]
@@ -211,11 +201,11 @@ def test_every_table_renders(paper, experiments, table_id):
         printed = [dict(zip(r.frame.attrs["columns"], v)).get("MeM") for v in table["rows"].values()]
         shown = r.frame.loc[r.frame.source == "paper", "MeM"]
         assert shown.notna().sum() == sum(isinstance(v, (int, float)) for v in printed)
-        full = render_table(table_id, paper, experiments, runs, "paper").frame
+        full = render_table(table_id, paper_numbers, experiments, runs, "paper").frame
         assert full.loc[(full.source == "ours") & (full.status == "ours"), "MeM"].notna().all()
 
 
-def test_lines_say_how_runs_departed_from_the_paper(paper, experiments):
+def test_lines_say_how_runs_departed_from_the_paper(paper_numbers, experiments):
     """Weights other than OpenAI's release (by the sha256 each run recorded), another global batch or other
     epochs are said on our line and explained once below; a run as the paper's says nothing."""
     defaults = yaml.safe_load((REPO / "config" / "experiments.yaml").read_text())["dataset_defaults"]
@@ -225,7 +215,7 @@ def test_lines_say_how_runs_departed_from_the_paper(paper, experiments):
              "weights": {"sha256": "fa2274153b59e992", "openai": None}}
     runs = {"msvd_b32_meanP": [as_paper], "msvd_b32_km_B6-4-49": [other]}
     left_out = {"msvd_b32_sp_B6-4-49": "left out by only_experiments in the config"}
-    md = render_table("table1", paper, experiments, runs, "paper", left_out, defaults).markdown
+    md = render_table("table1", paper_numbers, experiments, runs, "paper", left_out, defaults).markdown
     lines = {line.split("|")[1].strip(): line for line in md.splitlines() if "| ours" in line}
     baseline = "baseline (CLIP4clip (meanP), ViT-B/32)"
     assert "| ours (1 seed) |" in lines[baseline]
@@ -235,17 +225,17 @@ def test_lines_say_how_runs_departed_from_the_paper(paper, experiments):
     assert "ours: not run (left out by only_experiments in the config)" in lines["CenterCLIP (spectral, B6 - 4, 49)"]
     assert "trained otherwise than the paper" in md
     random = {**metrics(10.0), "weights": {"random": True, "init_seed": 0}}
-    md = render_table("table1", paper, experiments, {"msvd_b32_meanP": [random]}, "demo", {}, defaults).markdown
+    md = render_table("table1", paper_numbers, experiments, {"msvd_b32_meanP": [random]}, "demo", {}, defaults).markdown
     assert "randomly initialised backbone, not OpenAI's CLIP" in md
 
 
-def test_tables_state_the_test_set_size_beside_the_papers(paper, experiments):
-    assert paper["test_videos"] == {"msrvtt": 1000, "msvd": 670, "lsmdc": 1000, "activitynet": 4869}
+def test_tables_state_the_test_set_size_beside_the_papers(paper_numbers, experiments):
+    assert paper_numbers["test_videos"] == {"msrvtt": 1000, "msvd": 670, "lsmdc": 1000, "activitynet": 4869}
     full = metrics(30.0)
     full["efficiency"]["n_test_videos"] = 4869
-    table = render_table("table2", paper, experiments, {"anet_b32_meanP": [full]}, "paper")
+    table = render_table("table2", paper_numbers, experiments, {"anet_b32_meanP": [full]}, "paper")
     assert "Test sets of our runs: activitynet 4869 videos (the paper's: 4869)." in table.markdown
     short = metrics(30.0)
     short["efficiency"]["n_test_videos"] = 4860  # a copy lacking 9 of the original's videos
-    table = render_table("table2", paper, experiments, {"anet_b32_meanP": [short]}, "paper")
+    table = render_table("table2", paper_numbers, experiments, {"anet_b32_meanP": [short]}, "paper")
     assert "activitynet 4860 videos (the paper's: 4869; R@k not comparable where the sizes differ)" in table.markdown

@@ -11,7 +11,7 @@ from released_zips import SETTINGS, hparams, tiny_clip, write_released_zip
 
 from centerclip.model.clip import CLIP
 from centerclip.model.clustering import kmedoids
-from centerclip.data.download import DownloadError
+from centerclip.data.digests import DownloadError
 from centerclip.model.retrieval import RetrievalModel
 from centerclip.paper.released import ReleasedCheckpointError, load, reduction_from_hparams, stage_starts
 from centerclip.paper.released_table import download_checkpoint, read_checkpoint_list, render_released_table

@@ -10,37 +10,16 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from demo_config import quick_pretraining
+from demo_config import tiny_demo_config
+from workflow_runner import plain_env, run_snakemake
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
-
-RUNS = ["msrvtt9k_b32_meanP", "msrvtt9k_b32_km_B6-4-49"]
-
-
-def tiny_config():
-    """The demo config restricted to two MSR-VTT runs on a tiny twin (also used by test_slurm.py)."""
-    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    cfg["datasets"]["msrvtt"]["synthetic"].update(n_train=8, n_test=4, captions_per_video=1)
-    cfg["only_experiments"] = RUNS
-    cfg["train"].update(batch_size=4)
-    return quick_pretraining(cfg)
-
-
-def plain_shell_env():
-    """The environment of a plain shell: no virtual environment on PATH, none activated. Snakemake is then
-    started by its full path, as the README's commands do, and every job must still find its Python."""
-    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    venv_bin = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p and p != venv_bin)
-    return env
 
 
 class Workflow:
@@ -54,21 +33,18 @@ class Workflow:
         for name in ("Snakefile", "README.md", "environment.yml"):
             shutil.copy2(REPO / name, self.wf / name)
         self.config = self.work / "config.yaml"
-        self.config.write_text(yaml.safe_dump(tiny_config()))
-        self.env = plain_shell_env()
+        self.config.write_text(yaml.safe_dump(tiny_demo_config(captions_per_video=1)))
+        self.env = plain_env()
         self.env["PYTHONPATH"] = str(self.wf) + os.pathsep + self.env.get("PYTHONPATH", "")
 
-    def run_raw(self, *args, configfile=None):
-        """Snakemake by its full path, as the README's commands start it (no `python -m` from a venv)."""
-        cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(self.wf / "Snakefile"), "-d",
-               str(self.work), *args, "--configfile", str(configfile or self.config)]
-        return subprocess.run(cmd, cwd=self.work, env=self.env, capture_output=True, text=True, timeout=900)
+    def run_raw(self, *args, configfile=None, check=False):
+        """Snakemake on the copy, from the working directory (the package copy first on PYTHONPATH)."""
+        return run_snakemake("-s", self.wf / "Snakefile", "-d", self.work, *args, "--configfile",
+                             configfile or self.config, cwd=self.work, env=self.env, check=check)
 
     def run(self, *args, configfile=None):
-        proc = self.run_raw(*args, configfile=configfile)
-        out = proc.stdout + proc.stderr
-        assert proc.returncode == 0, f"{' '.join(proc.args)} failed:\n{out[-4000:]}"
-        return out
+        proc = self.run_raw(*args, configfile=configfile, check=True)
+        return proc.stdout + proc.stderr
 
     def planned(self, *args, configfile=None):
         """Dry run: {rule: count} of the jobs Snakemake would run, and the full output."""
@@ -102,7 +78,7 @@ def mtimes(paths):
 
 
 def test_editing_scripts_readme_or_table_code_reruns_nothing(done):
-    edited = [done.wf / "workflow_scripts" / "write_run_config.py", done.wf / "workflow_scripts" / "render_table.py",
+    edited = [done.wf / "workflow_scripts" / "write_run_yaml.py", done.wf / "workflow_scripts" / "render_table.py",
               done.wf / "README.md", done.wf / "centerclip" / "paper_tables.py"]
     originals = {p: p.read_text() for p in edited}
     try:
@@ -113,7 +89,7 @@ def test_editing_scripts_readme_or_table_code_reruns_nothing(done):
         # without the workflow profile (Snakemake's default triggers include `code`), the same edit
         # rewrites run.yaml and so retrains: the profile is what keeps GPU work safe
         jobs, _ = done.planned("--workflow-profile", "none")
-        assert jobs.get("run_config") == 2 and jobs.get("train") == 2
+        assert jobs.get("run_yaml") == 2 and jobs.get("train") == 2
     finally:
         for p, text in originals.items():
             p.write_text(text)
@@ -130,7 +106,7 @@ def test_changing_one_experiment_reruns_exactly_that_experiment(done):
     finally:
         table.write_text(original)
     # its run, and the one table that shows it (Table 3); no other run, table or figure
-    assert jobs == {"run_config": 1, "keep_finished_checkpoint": 1, "train": 1, "evaluate": 1, "table": 1,
+    assert jobs == {"run_yaml": 1, "keep_finished_checkpoint": 1, "train": 1, "evaluate": 1, "table": 1,
                     "all": 1}, out[-3000:]
     assert set(re.findall(r"experiment=([A-Za-z0-9_.-]+)", out)) == {"msrvtt9k_b32_meanP"}, out[-3000:]
     assert set(re.findall(r"table=(table\d)", out)) == {"table3"}, out[-3000:]
@@ -183,7 +159,7 @@ def test_changed_lr_after_a_finished_run_retrains_from_step_0(done):
     log_lrs = [json.loads(line)["lr"] for line in (run / "train_log.jsonl").read_text().splitlines()]
     assert len(log_lrs) == summary["steps"]  # the old run's steps are not in the new log
     # the new base lr (x the demo's scale.lr), under the warm-up/cosine schedule: above the old base lr
-    scale = tiny_config()["scale"]["lr"]
+    scale = yaml.safe_load(done.config.read_text())["scale"]["lr"]
     assert 5e-6 * scale < max(log_lrs) <= 2.5e-5 * scale
     new_config = yaml.safe_load((run / "run.yaml").read_text())
     assert new_config["train"]["lr"] == pytest.approx(2.5e-5 * scale)

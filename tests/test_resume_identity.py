@@ -8,14 +8,14 @@ import os
 
 import pytest
 import torch
+from run_settings import TINY_MODEL, run_dict
 
-from centerclip.data.download import file_sha256
-from centerclip.data.sources import SOURCES, openai_release
+from centerclip.data.digests import file_sha256
+from centerclip.data.upstreams import UPSTREAMS, openai_release
 from centerclip.training.evaluate import main as evaluate_main
 from centerclip.training.settings import RunConfig
 from centerclip.training.identity import checkpoint_identity, run_identity, weights_record
 from centerclip.training.train import run
-from test_train import TINY_MODEL, run_dict
 
 # 16 training pairs: batch 8 -> 2 steps per epoch; no per-epoch evaluation unless a test asks
 FAST = {"epochs": 1, "batch_size": 8, "eval_every_epoch": False}
@@ -176,8 +176,8 @@ def test_pretrained_weights_are_recorded_in_summary_and_metrics(tiny_dataset, tm
 
 
 def test_weights_record_names_the_openai_release():
-    b32 = SOURCES["clip_vit_b32"].downloads["weights"].sha256
-    b16 = SOURCES["clip_vit_b16"].downloads["weights"].sha256
+    b32 = UPSTREAMS["clip_vit_b32"].downloads["weights"].sha256
+    b16 = UPSTREAMS["clip_vit_b16"].downloads["weights"].sha256
     assert openai_release(b32) == "ViT-B/32" and openai_release(b16.upper()) == "ViT-B/16"
     assert openai_release("0" * 64) is None
     assert weights_record({"pretrained": "ViT-B-32.pt"}, b32)["openai"] == "ViT-B/32"

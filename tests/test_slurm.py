@@ -21,17 +21,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_reruns import tiny_config  # the demo config, shrunk (one definition for both slow files)
+from demo_config import tiny_demo_config
+from workflow_runner import CLUSTER_VENV_BIN, plain_env, run_snakemake
 
 REPO = Path(__file__).resolve().parent.parent
 SLURM_SH = REPO / ".ci" / "slurm.sh"
 PROFILE = REPO / ".ci" / "slurm-profile"
-CLUSTER_BIN = REPO / ".venv-cluster" / "bin"
 CANNOT_RUN = 77  # .ci/slurm.sh: SLURM cannot run on this machine
 SLURM_CI_DIR = Path("/tmp/slurm-ci")  # .ci/slurm.sh's default: config, state, logs
 SLURM_ENV = {**os.environ, "SLURM_CI_DIR": str(SLURM_CI_DIR)}
 TARGET = "results/demo/runs/msrvtt/msrvtt9k_b32_meanP/seed42/metrics.json"
-# every job of the target goes through sbatch, but run_config, which is a localrule (it only writes run.yaml)
+# every job of the target goes through sbatch, but run_yaml, which is a localrule (it only writes run.yaml)
 EXPECTED_JOBS = {"acquire": 1, "pretrain_backbone": 1, "manifest": 1, "compress_shard": 2, "frame_cache": 1,
                  "train": 1, "evaluate": 1}
 
@@ -75,10 +75,7 @@ def cluster_env(slurm):  # under the lock of `slurm`: make is not safe to run tw
     assert proc.returncode == 0, f"make cluster-setup failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     # a plain shell: no venv on PATH; snakemake is started by its full path and every job must still run
     # the venv's Python (the executor starts jobs with the interpreter snakemake runs under)
-    env = {k: v for k, v in SLURM_ENV.items() if k != "VIRTUAL_ENV"}
-    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
-                                  if p and Path(p).resolve() not in (CLUSTER_BIN.resolve(), Path(sys.executable).parent.resolve()))
-    return env
+    return plain_env(SLURM_ENV)
 
 
 def completed_jobs_by_rule(slurm_ids, env):
@@ -96,14 +93,12 @@ def completed_jobs_by_rule(slurm_ids, env):
 
 
 def test_demo_run_goes_through_sbatch(slurm, cluster_env, tmp_path):
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_demo_config(captions_per_video=1)))
 
     # the target first: --configfile takes several values
-    cmd = ["timeout", "-k", "10", "600", str(CLUSTER_BIN / "snakemake"), TARGET, "--profile", str(PROFILE),
-           "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")]
-    proc = subprocess.run(cmd, cwd=REPO, env=cluster_env, capture_output=True, text=True, timeout=700)
+    proc = run_snakemake(TARGET, "--profile", PROFILE, "-s", REPO / "Snakefile", "-d", tmp_path, "--configfile",
+                         tmp_path / "config.yaml", env=cluster_env, venv_bin=CLUSTER_VENV_BIN, timeout=600)
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"snakemake via SLURM failed (rc {proc.returncode}):\n{out[-6000:]}"
     metrics = tmp_path / TARGET
     assert metrics.exists()
 
@@ -118,8 +113,8 @@ def test_demo_run_goes_through_sbatch(slurm, cluster_env, tmp_path):
 
     # the user-facing profile (cluster/config.yaml) is valid for this snakemake + plugin: every key parses
     # and the run starts with the real slurm executor (with nothing left to submit, no account is needed)
-    cmd = ["timeout", "-k", "10", "120", str(CLUSTER_BIN / "snakemake"), TARGET, "--profile", "cluster",
-           "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")]
-    proc = subprocess.run(cmd, cwd=REPO, env=cluster_env, capture_output=True, text=True, timeout=180)
+    proc = run_snakemake(TARGET, "--profile", "cluster", "-s", REPO / "Snakefile", "-d", tmp_path, "--configfile",
+                         tmp_path / "config.yaml", env=cluster_env, venv_bin=CLUSTER_VENV_BIN, timeout=120,
+                         check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "SLURM run ID" in out and "Nothing to be done" in out, out[-3000:]

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from run_settings import train_settings
+from run_settings import TINY_MODEL, run_dict
 
 from centerclip.training.evaluate import main as evaluate_main
 from centerclip.util import atomic
@@ -17,21 +17,6 @@ from centerclip.training.settings import RunConfig
 from centerclip.training.objective import contrastive_loss, lr_factor, make_optimizer
 from centerclip.training.step import TrainingError
 from centerclip.training.train import run
-
-TINY_MODEL = {"random": {"embed_dim": 32, "image_resolution": 224, "vision_layers": 3, "vision_width": 64,
-                         "vision_patch_size": 32, "context_length": 32, "vocab_size": 49408,
-                         "transformer_width": 64, "transformer_heads": 1, "transformer_layers": 1},
-              "init_seed": 0}
-
-
-def run_dict(data, **train):
-    return {"run_id": "tiny/test/seed42", "dataset": "tiny", "cache": str(data["cache"]),
-            "manifest": str(data["manifest"]), "model": TINY_MODEL,
-            "reduction": {"method": "centerclip", "stages": [{"block": 1, "segments": 2, "clusters": 20}]},
-            "train": train_settings(**{"epochs": 2, "batch_size": 4, "lr": 1e-3, "num_frames": 4, "context_length": 32,
-                                       **train}),
-            "eval": {"num_frames": 4, "context_length": 32, "batch_size": 4}}
-
 
 def test_contrastive_loss_is_symmetric_infonce():
     logits = torch.tensor([[5.0, 1.0], [0.0, 3.0]])

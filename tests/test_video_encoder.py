@@ -11,12 +11,6 @@ from centerclip.model.retrieval import RetrievalModel
 from centerclip.model.video_encoder import ClusterStage, TokenReduction, encode_segments, reduce_tokens
 from tests.model_inputs import TINY, encode, video_batch
 
-@pytest.fixture(scope="module")
-def clip():
-    torch.manual_seed(0)
-    return CLIP(TINY).eval()
-
-
 def meanp_by_hand(clip, video, mask):
     """CLIP4Clip meanP written out: per-frame CLIP image features, normalise, masked mean, normalise."""
     b, t = mask.shape

@@ -1,19 +1,18 @@
 """The Snakemake workflow: config validation, the job graph, lint, and the demo end to end (tiny)."""
 
 import copy
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from demo_config import quick_pretraining
+from demo_config import tiny_demo_config
+from workflow_runner import run_snakemake
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "rules"))  # the workflow's config code lives beside its rules
-from workflow_config import ConfigError, load_experiments, run_config, validate_config  # noqa: E402
-
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+from workflow_config import (  # noqa: E402
+    ConfigError, load_experiments, load_released_list, run_yaml_contents, validate_config)
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +39,49 @@ def test_config_errors_name_the_key(demo_config, mutate, message):
         validate_config(bad)
 
 
+def _pretrain_from(config, start):
+    config["backbones"]["ViT-B/16"]["pretrain"]["init_from"] = start
+
+
+@pytest.mark.parametrize("mutate,message", [
+    # a mirror/digest would be ignored for a file the workflow does not download
+    (lambda c: c["backbones"]["ViT-B/32"].update(mirror="https://example.org/x.pt"),
+     r"^config: backbones.ViT-B/32 sets mirror/sha256, but its pretrained file 'data/demo/models/tiny-vit-b32.pt' "
+     r"is not one the workflow downloads; set pretrained to data/demo/models/ViT-B-32.pt or "
+     r"data/demo/models/ViT-B-16.pt, or drop mirror/sha256 and place the file$"),
+    # a backbone the workflow pretrains must not be written outside <data_dir>/models/ ...
+    (lambda c: c["backbones"]["ViT-B/32"].update(pretrained="elsewhere/tiny-vit-b32.pt"),
+     r"^config: backbones.ViT-B/32 has `pretrain:`, so the workflow writes its pretrained file; set pretrained to "
+     r"a file under data/demo/models other than OpenAI's ViT-B-32.pt and ViT-B-16.pt "
+     r"\(got 'elsewhere/tiny-vit-b32.pt'\)$"),
+    # ... nor over the file of OpenAI's weights
+    (lambda c: c["backbones"]["ViT-B/32"].update(pretrained="data/demo/models/ViT-B-32.pt"),
+     r"backbones.ViT-B/32 has `pretrain:`.* \(got 'data/demo/models/ViT-B-32.pt'\)$"),
+    (lambda c: _pretrain_from(c, "ViT-B/99"),
+     r"^config: backbones.ViT-B/16.pretrain.init_from = 'ViT-B/99' is not a backbone with `pretrain:` "
+     r"\(ViT-B/32, ViT-B/16\)$"),
+])
+def test_backbone_files_are_checked_by_validation(demo_config, mutate, message):
+    bad = copy.deepcopy(demo_config)
+    mutate(bad)
+    with pytest.raises(ConfigError, match=message):
+        validate_config(bad)
+
+
+def test_a_mirror_of_a_downloaded_clip_file_is_valid(demo_config):
+    cfg = copy.deepcopy(demo_config)
+    cfg["backbones"]["OpenAI"] = {"pretrained": "data/demo/models/ViT-B-32.pt", "mirror": "https://example.org/b32.pt",
+                                  "sha256": "0" * 64}
+    validate_config(cfg)
+
+
+def test_released_checkpoint_list_errors_are_config_errors(tmp_path):
+    assert load_released_list({}) is None
+    (tmp_path / "list.yaml").write_text("url: https://example.org/no-id.zip\ncheckpoints: {a: {}}\n")
+    with pytest.raises(ConfigError, match=r"list.yaml: url must be a pattern containing \{id\}"):
+        load_released_list({"released": {"checkpoints": str(tmp_path / "list.yaml")}})
+
+
 @pytest.mark.parametrize("mutate,message", [
     (lambda c, e: c["backbones"].pop("ViT-B/16"), r"backbone = 'ViT-B/16' is not under the config's backbones"),
     (lambda c, e: c["datasets"].pop("lsmdc"), r"dataset = 'lsmdc' is not under the config's datasets"),
@@ -62,29 +104,22 @@ def test_experiment_table_errors_name_file_and_key(demo_config, tmp_path, mutate
         load_experiments(cfg)
 
 
-def test_run_config_precedence_and_demo_scaling(demo_config):
+def test_run_yaml_contents_precedence_and_demo_scaling(demo_config):
     experiments, defaults, _ = load_experiments(demo_config)
-    rc = run_config(demo_config, experiments, defaults, "anet_b32_meanP_lr5e-6_e5", 7)
+    rc = run_yaml_contents(demo_config, experiments, defaults, "anet_b32_meanP_lr5e-6_e5", 7)
     assert rc["train"]["lr"] == pytest.approx(5e-6 * 20) and rc["train"]["epochs"] == 1  # 5 x 0.2
     assert rc["train"]["num_frames"] == rc["eval"]["num_frames"] == 60 and rc["train"]["context_length"] == 77
     assert rc["train"]["seed"] == 7 and rc["reduction"] == {"method": "meanP"}
-    rc = run_config(demo_config, experiments, defaults, "anet_b32_km_B6-15-49_N30", 42)
+    rc = run_yaml_contents(demo_config, experiments, defaults, "anet_b32_km_B6-15-49_N30", 42)
     assert rc["train"]["num_frames"] == 30 and rc["train"]["epochs"] == 2  # 8 x 0.2 rounded
-    rc = run_config(demo_config, experiments, defaults, "msrvtt7k_b32_meanP", 42)
+    rc = run_yaml_contents(demo_config, experiments, defaults, "msrvtt7k_b32_meanP", 42)
     assert rc["manifest"].endswith("msrvtt/manifest_7k.csv")
-    assert run_config(demo_config, experiments, defaults, "msrvtt9k_b32_meanP", 42)["manifest"].endswith(
+    assert run_yaml_contents(demo_config, experiments, defaults, "msrvtt9k_b32_meanP", 42)["manifest"].endswith(
         "msrvtt/manifest.csv")
-    rc = run_config(demo_config, experiments, defaults, "msvd_b16_km_B6-4-160", 42)
+    rc = run_yaml_contents(demo_config, experiments, defaults, "msvd_b16_km_B6-4-160", 42)
     assert rc["model"]["pretrained"] == "data/demo/models/tiny-vit-b16.pt"  # written by the demo's pretraining
     assert rc["model"]["pretrain"]["architecture"]["vision_patch_size"] == 16
     assert rc["reduction"]["stages"][0]["clusters"] == 160
-
-
-def snakemake(args, cwd, env, check=True):
-    proc = subprocess.run(SNAKEMAKE + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
 
 
 def dry_run_jobs(out: str) -> dict[str, int]:
@@ -96,9 +131,8 @@ def dry_run_jobs(out: str) -> dict[str, int]:
     return jobs
 
 
-def test_dry_run_lists_the_demo_jobs(tmp_path, venv_env):
-    out = snakemake(["-n", "--cores", "1", "-d", str(tmp_path), "--configfile", str(REPO / "config/config.yaml")],
-                    REPO, venv_env).stdout
+def test_dry_run_lists_the_demo_jobs(tmp_path):
+    out = run_snakemake("-n", "--cores", "1", "-d", tmp_path, "--configfile", REPO / "config/config.yaml").stdout
     jobs = dry_run_jobs(out)
     assert jobs["train"] == jobs["evaluate"] == 68 and jobs["table"] == 9
     assert jobs["acquire"] == 4 and jobs["frame_cache"] == 4 and jobs["manifest_split"] == 1
@@ -107,25 +141,24 @@ def test_dry_run_lists_the_demo_jobs(tmp_path, venv_env):
 
 
 @pytest.mark.parametrize("table,trains", [("table1", 7), ("table3", 14), ("table6", 3), ("table8", 4), ("table9", 3)])
-def test_one_table_builds_only_its_runs(tmp_path, venv_env, table, trains):
+def test_one_table_builds_only_its_runs(tmp_path, table, trains):
     # targets before --configfile, which takes several values
-    out = snakemake([f"results/demo/tables/{table}.md", "-n", "--cores", "1", "-d", str(tmp_path),
-                     "--configfile", str(REPO / "config/config.yaml")], REPO, venv_env).stdout
+    out = run_snakemake(f"results/demo/tables/{table}.md", "-n", "--cores", "1", "-d", tmp_path,
+                        "--configfile", REPO / "config/config.yaml").stdout
     assert dry_run_jobs(out)["train"] == trains
 
 
-def test_lint_is_clean(venv_env):
-    proc = snakemake(["--lint"], REPO, venv_env)
+def test_lint_is_clean():
+    proc = run_snakemake("--lint")
     out = proc.stdout + proc.stderr
     assert "Congratulations" in out and "Lint for" not in out
 
 
-def test_misspelt_config_key_stops_with_its_name(tmp_path, demo_config, venv_env):
+def test_misspelt_config_key_stops_with_its_name(tmp_path, demo_config):
     bad = copy.deepcopy(demo_config)
     bad["preprocess"]["fsp"] = 3
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
-    proc = snakemake(["-n", "--cores", "1", "-d", str(tmp_path), "--configfile", str(tmp_path / "bad.yaml")],
-                     REPO, venv_env, check=False)
+    proc = run_snakemake("-n", "--cores", "1", "-d", tmp_path, "--configfile", tmp_path / "bad.yaml", check=False)
     assert proc.returncode != 0
     assert "unknown key ['fsp'] under preprocess" in proc.stdout + proc.stderr
 
@@ -133,20 +166,12 @@ def test_misspelt_config_key_stops_with_its_name(tmp_path, demo_config, venv_env
 TINY_RUNS = ["msrvtt9k_b32_meanP", "msrvtt9k_b32_km_B6-4-49", "msrvtt7k_b32_meanP"]
 
 
-def tiny_config(demo_config):
-    cfg = copy.deepcopy(demo_config)
-    cfg["datasets"]["msrvtt"]["synthetic"].update(n_train=12, n_test=6)
-    cfg["only_experiments"] = TINY_RUNS
-    cfg["train"].update(batch_size=4)
-    return quick_pretraining(cfg)
-
-
 @pytest.mark.slow
-def test_demo_end_to_end_tiny(tmp_path, demo_config, venv_env):
+def test_demo_end_to_end_tiny(tmp_path):
     """The demo pipeline, shrunk to three runs: videos -> ffmpeg -> HDF5 -> trainings -> metrics ->
     all nine tables (unrun rows marked) and the three figures."""
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_config(demo_config)))
-    snakemake(["--cores", "2", "-d", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")], REPO, venv_env)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_demo_config(TINY_RUNS, n_train=12, n_test=6)))
+    run_snakemake("--cores", "2", "-d", tmp_path, "--configfile", tmp_path / "config.yaml")
 
     table = (tmp_path / "results/demo/tables/table3.md").read_text()
     assert "demo" in table.lower() and "not run" in table
@@ -164,30 +189,27 @@ def test_demo_end_to_end_tiny(tmp_path, demo_config, venv_env):
         run = tmp_path / "results/demo/runs/msrvtt" / exp / "seed42"
         assert (run / "metrics.json").exists() and (run / "checkpoint.pt").exists()
     assert not (tmp_path / "data/demo/lsmdc").exists()  # nothing built that no target needs
-    snakemake(["--report", str(tmp_path / "report.html"), "-d", str(tmp_path), "--configfile",
-               str(tmp_path / "config.yaml")], REPO, venv_env)
+    run_snakemake("--report", tmp_path / "report.html", "-d", tmp_path, "--configfile", tmp_path / "config.yaml")
     html = (tmp_path / "report.html").read_text(errors="replace")
     assert "table3.md" in html and "figure5.png" in html
-    again = snakemake(["-n", "--cores", "1", "-d", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")],
-                      REPO, venv_env).stdout
+    again = run_snakemake("-n", "--cores", "1", "-d", tmp_path, "--configfile", tmp_path / "config.yaml").stdout
     assert "Nothing to be done" in again
 
 
 @pytest.mark.parametrize("table,trains", [("table1", 7), ("table3", 14), ("table4", 0), ("table2", 0)])
-def test_paper_config_dry_run_per_table(tmp_path, venv_env, table, trains):
+def test_paper_config_dry_run_per_table(tmp_path, table, trains):
     """The full reproduction's DAG: public datasets are downloaded and trained; LSMDC and
     ActivityNet are licence-gated and, until their files are placed, their rows are 'not run'."""
-    out = snakemake([f"results/paper/tables/{table}.md", "-n", "--cores", "1", "-d", str(tmp_path),
-                     "--configfile", str(REPO / "config/paper.yaml")], REPO, venv_env).stdout
+    out = run_snakemake(f"results/paper/tables/{table}.md", "-n", "--cores", "1", "-d", tmp_path,
+                        "--configfile", REPO / "config/paper.yaml").stdout
     jobs = dry_run_jobs(out)
     assert jobs.get("train", 0) == trains
     if trains:
         assert jobs["download_clip"] >= 1 and "synthetic" not in out  # the demo config is not merged in
 
 
-def test_paper_config_plans_every_public_run(tmp_path, venv_env):
-    out = snakemake(["-n", "--cores", "1", "-d", str(tmp_path), "--configfile", str(REPO / "config/paper.yaml")],
-                    REPO, venv_env).stdout
+def test_paper_config_plans_every_public_run(tmp_path):
+    out = run_snakemake("-n", "--cores", "1", "-d", tmp_path, "--configfile", REPO / "config/paper.yaml").stdout
     jobs = dry_run_jobs(out)
     assert jobs["train"] == 28 and jobs["download_clip"] == 2 and jobs["acquire"] == 2 and jobs["table"] == 9
 
@@ -217,7 +239,7 @@ def test_a_config_without_train_and_eval_sections_gives_complete_runs(demo_confi
         cfg.pop(key)
     validate_config(cfg)
     experiments, defaults, _ = load_experiments(cfg)
-    rc = run_config(cfg, experiments, defaults, "msrvtt9k_b32_km_B6-4-49", 42)
+    rc = run_yaml_contents(cfg, experiments, defaults, "msrvtt9k_b32_km_B6-4-49", 42)
     assert set(rc["train"]) == {f.name for f in fields(TrainSettings)}
     assert set(rc["eval"]) == {f.name for f in fields(EvalSettings)}
     run = RunConfig.from_dict(rc)
@@ -226,24 +248,24 @@ def test_a_config_without_train_and_eval_sections_gives_complete_runs(demo_confi
     assert (run.train.lr, run.train.epochs, run.train.grad_accum, run.eval.batch_size) == (5e-6, 5, 1, 32)
     lacking = copy.deepcopy(rc)
     del lacking["train"]["grad_accum"]
-    with pytest.raises(ValueError, match=r"section 'train': lacks grad_accum \(the workflow's run_config rule"):
+    with pytest.raises(ValueError, match=r"section 'train': lacks grad_accum \(the workflow's run_yaml rule"):
         RunConfig.from_dict(lacking)
     lacking["train"]["grad_acum"] = 2
     with pytest.raises(ValueError, match=r"lacks grad_accum; unknown grad_acum"):
         RunConfig.from_dict(lacking)
 
 
-def test_a_required_dataset_that_is_missing_stops_the_workflow(tmp_path, venv_env):
+def test_a_required_dataset_that_is_missing_stops_the_workflow(tmp_path):
     """`required: true`: a gated dataset whose files are not placed stops the plan with the reason, instead of
     leaving its rows "not run" (the default)."""
     (tmp_path / "required.yaml").write_text(yaml.safe_dump({"datasets": {"lsmdc": {"required": True}}}))
     target = "results/paper/tables/table4.md"
-    proc = snakemake([target, "-n", "--cores", "1", "-d", str(tmp_path), "--configfile",
-                      str(REPO / "config/paper.yaml"), str(tmp_path / "required.yaml")], REPO, venv_env, check=False)
+    proc = run_snakemake(target, "-n", "--cores", "1", "-d", tmp_path, "--configfile",
+                         REPO / "config/paper.yaml", tmp_path / "required.yaml", check=False)
     assert proc.returncode != 0
     assert "datasets.lsmdc.required is true, but lsmdc not provided" in proc.stdout + proc.stderr
     # the target that lists what to place still plans (the check is not made at parse time)
-    snakemake(["data/paper/lsmdc/raw.ready", "-n", "--cores", "1", "-d", str(tmp_path), "--configfile",
-               str(REPO / "config/paper.yaml"), str(tmp_path / "required.yaml")], REPO, venv_env)
-    snakemake([target, "-n", "--cores", "1", "-d", str(tmp_path), "--configfile", str(REPO / "config/paper.yaml")],
-              REPO, venv_env)  # not required (the default): the plan goes on, its rows "not run"
+    run_snakemake("data/paper/lsmdc/raw.ready", "-n", "--cores", "1", "-d", tmp_path, "--configfile",
+                  REPO / "config/paper.yaml", tmp_path / "required.yaml")
+    run_snakemake(target, "-n", "--cores", "1", "-d", tmp_path, "--configfile",
+                  REPO / "config/paper.yaml")  # not required (the default): the plan goes on, its rows "not run"
