@@ -36,8 +36,8 @@ import torch.utils.benchmark as tbench  # noqa: E402
 
 import common  # noqa: E402 - also puts the repository root on sys.path
 
-from centerclip import clustering as C  # noqa: E402
-from centerclip import clustering_reference as R  # noqa: E402
+from centerclip.model import clustering as C  # noqa: E402
+from centerclip.model import clustering_reference as R  # noqa: E402
 
 SECTION = "## Clustering kernels"
 RECORDS: list[dict] = []  # the rows of the last run(), for --json / run_all.py

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.sources == "real":
         srcs = find_sample_videos()
         if not srcs:
-            raise SystemExit("--sources real: no sample videos found (pip install -e '.[test]'; make samples)")
+            raise SystemExit("--sources real: no sample videos found (pip install -e '.[workflow,test]'; make samples)")
         if args.quick:
             srcs = srcs[:2]
         source_desc = "real sample videos (" + ", ".join(p.name for p in srcs) + ")"
