@@ -79,7 +79,7 @@ def mtimes(paths):
 
 def test_editing_scripts_readme_or_table_code_reruns_nothing(done):
     edited = [done.wf / "workflow_scripts" / "write_run_yaml.py", done.wf / "workflow_scripts" / "render_table.py",
-              done.wf / "README.md", done.wf / "centerclip" / "paper_tables.py"]
+              done.wf / "README.md", done.wf / "centerclip" / "paper" / "tables.py"]
     originals = {p: p.read_text() for p in edited}
     try:
         for p in edited:
