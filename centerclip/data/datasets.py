@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -55,6 +55,19 @@ def normalise_frames(frames: np.ndarray) -> torch.Tensor:
     return (x - mean) / std
 
 
+def sample_video(n: int, read: Callable[[np.ndarray], np.ndarray], num_frames: int, train: bool,
+                 rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model input of one video of ``n`` frames, sampled and padded as every evaluation and training
+    set does: :func:`sample_frame_indices`, then ``read(indices)`` -> uint8 [num_frames, S, S, 3] (the
+    frames at those positions, repeats included), then :func:`normalise_frames`.
+
+    Returns (video float32 [num_frames, 3, S, S], mask bool [num_frames]); short videos repeat their
+    last frame, marked False in the mask.
+    """
+    idx, mask = sample_frame_indices(n, num_frames, train, rng)
+    return normalise_frames(read(idx)), torch.from_numpy(mask)
+
+
 class VideoTextDataset(Dataset):
     """One item per (video, caption) pair.
 
@@ -94,10 +107,11 @@ class VideoTextDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         video_id, caption = self.pairs[i]
         rng = np.random.default_rng((self.seed, self.epoch, i)) if self.train else None
-        idx, mask = sample_frame_indices(self.cache.num_frames(video_id), self.num_frames, self.train, rng)
+        video, mask = sample_video(self.cache.num_frames(video_id), lambda idx: self.cache.read(video_id, idx),
+                                   self.num_frames, self.train, rng)
         return {
-            "video": normalise_frames(self.cache.read(video_id, idx)),
-            "video_mask": torch.from_numpy(mask),
+            "video": video,
+            "video_mask": mask,
             "tokens": tokenize(caption, context_length=self.context_length)[0],
             "video_id": video_id,
             "index": i,
