@@ -15,6 +15,7 @@ demo: setup ffmpeg
 	@echo
 	@echo "Tables:  $(CURDIR)/results/demo/tables"
 	@echo "Figures: $(CURDIR)/results/demo/figures"
+	@echo "Search:  $(CURDIR)/results/demo/search (queries.html, recall.json)"
 
 test: setup ffmpeg chromium samples
 	$(BIN)/python -m pytest

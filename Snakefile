@@ -35,6 +35,7 @@ os.environ.update(CENTERCLIP_PYTHON=sys.executable)
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/demo.smk"
+include: "rules/search.smk"
 include: "rules/preprocess.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"

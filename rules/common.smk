@@ -217,10 +217,41 @@ def figure5_inputs(wildcards):
             "cache": cache_path(dataset), "manifest": manifest_path(dataset)}
 
 
+# The demo's search check (rules/search.smk): its outputs, when the config's search_demo names a run.
+SEARCH = os.path.join(RESULTS, "search")
+SEARCH_OUTPUTS = [os.path.join(SEARCH, name) for name in ("index.h5", "queries.html", "recall.json")]
+
+
+def search_demo_run():
+    """(dataset, experiment, seed) of the run the config's search_demo names, or None when the config has
+    no search_demo or does not run that run (left out by only_experiments, its dataset not provided, or
+    its seed not among the seeds)."""
+    spec = config.get("search_demo")
+    if not spec or spec["experiment"] not in EXPERIMENTS or spec["seed"] not in config["seeds"]:
+        return None
+    if not runnable([spec["experiment"]]):
+        return None
+    return EXPERIMENTS[spec["experiment"]]["dataset"], spec["experiment"], spec["seed"]
+
+
+def search_demo_inputs(wildcards):
+    run = search_demo_run()
+    if run is None:
+        raise WorkflowError("search_demo: the config's search_demo key is absent, or names a run the config "
+                            "does not run (only_experiments, seeds, or its dataset not provided)")
+    dataset, experiment, seed = run
+    folder = run_path(dataset, experiment, seed)
+    return {"checkpoint": os.path.join(folder, "checkpoint.pt"), "metrics": os.path.join(folder, "metrics.json"),
+            "manifest": manifest_path(dataset, EXPERIMENTS[experiment].get("train_split")),
+            "raw": data_path(dataset, "raw.ready")}
+
+
 def all_outputs():
-    """Every table; every figure whose runs the config has (Figure 5 needs its one run)."""
+    """Every table; every figure whose runs the config has (Figure 5 needs its one run); the search check
+    when the config's search_demo names a run it runs."""
     out = [os.path.join(RESULTS, "tables", f"{t}.md") for t in TABLES]
     out += [os.path.join(RESULTS, "figures", f"{f}.png") for f in FIGURES if f != "figure5" or figure5_run()]
+    out += SEARCH_OUTPUTS if search_demo_run() else []
     return out
 
 

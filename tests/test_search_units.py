@@ -62,3 +62,42 @@ def test_video_src_is_relative_to_the_page_and_url_quoted(tmp_path):
     assert video_src(tmp_path / "out" / "page.html", root, "a/b c#1?.mp4") == "../videos/a/b%20c%231%3F.mp4"
     assert video_src(tmp_path / "page.html", root, "été/100%.avi") == "videos/%C3%A9t%C3%A9/100%25.avi"
     assert video_src(root / "deep" / "page.html", root, "x.mp4") == "../x.mp4"
+
+
+def test_demo_recall_ranks_ties_as_the_evaluation_and_tells_ties_from_differences():
+    import torch
+
+    from centerclip.search.demo import compare_with_run
+    from centerclip.training.metrics import retrieval_metrics
+
+    scores = torch.tensor([[0.9, 0.1, 0.2], [0.5, 0.5, 0.1], [0.3, 0.2, 0.1]])  # query 1 ties with its truth
+    truth = torch.tensor([0, 1, 2])
+    t2v = retrieval_metrics(scores, truth)["t2v"]  # the evaluation's numbers: the tie ranked pessimistically
+    same = compare_with_run(scores, truth, t2v, 3)
+    assert same["equal"] and (same["t2v_R1"], same["t2v_R5"]) == (t2v["R1"], t2v["R5"])
+    assert (t2v["R1"], t2v["R5"]) == (pytest.approx(100 / 3), 100.0)
+    # the run's own scores put query 1's truth a hair above the other video (float noise): a near-tie explains it
+    noisy = scores.clone()
+    noisy[1, 1] += 1e-7
+    tied = compare_with_run(scores, truth, retrieval_metrics(noisy, truth)["t2v"], 3)
+    assert not tied["equal"] and tied["ties_only"]
+    # no near-tie can explain a run that found query 2's video first
+    far = compare_with_run(scores, truth, {"R1": 100.0, "R5": 100.0}, 3)
+    assert not far["equal"] and not far["ties_only"]
+
+
+def test_demo_links_each_test_video_once_to_its_raw_file(tmp_path):
+    import pandas as pd
+
+    from centerclip.search.demo import link_videos, read_test_set
+
+    for name in ("a.mp4", "b.avi"):
+        (tmp_path / name).write_bytes(b"x")
+    rows = [("v1", "train", "t", tmp_path / "a.mp4"), ("v2", "test", "c1", tmp_path / "b.avi"),
+            ("v1", "test", "c2", tmp_path / "a.mp4"), ("v2", "test", "c3", tmp_path / "b.avi")]
+    pd.DataFrame(rows, columns=["video_id", "split", "caption", "raw_path"]).to_csv(tmp_path / "m.csv", index=False)
+    test = read_test_set(tmp_path / "m.csv")
+    assert test.video_ids == ["v2", "v1"] and test.captions == ["c1", "c2", "c3"] and test.caption_video == [0, 1, 0]
+    names = link_videos(test, tmp_path / "links")
+    assert names == ["v2.avi", "v1.mp4"]
+    assert (tmp_path / "links" / "v1.mp4").resolve() == (tmp_path / "a.mp4").resolve()

@@ -1,6 +1,7 @@
 """The Snakemake workflow: config validation, the job graph, lint, and the demo end to end (tiny)."""
 
 import copy
+import json
 import sys
 from pathlib import Path
 
@@ -138,6 +139,16 @@ def test_dry_run_lists_the_demo_jobs(tmp_path):
     assert jobs["acquire"] == 4 and jobs["frame_cache"] == 4 and jobs["manifest_split"] == 1
     assert jobs["figure3"] == jobs["figure4"] == jobs["figure5"] == 1
     assert jobs["pretrain_backbone"] == 2  # each tiny backbone pretrained once, before any run
+    assert jobs["search_demo"] == 1 and jobs["total"] == 314  # the search check of the config's search_demo
+
+
+def test_search_demo_is_skipped_when_its_run_is_not_run(tmp_path, demo_config):
+    cfg = copy.deepcopy(demo_config)
+    cfg["only_experiments"] = ["msrvtt9k_b32_meanP"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    jobs = dry_run_jobs(run_snakemake("-n", "--cores", "1", "-d", tmp_path, "--configfile",
+                                      tmp_path / "config.yaml").stdout)
+    assert jobs["train"] == 1 and "search_demo" not in jobs
 
 
 @pytest.mark.parametrize("table,trains", [("table1", 7), ("table3", 14), ("table6", 3), ("table8", 4), ("table9", 3)])
@@ -189,6 +200,22 @@ def test_demo_end_to_end_tiny(tmp_path):
         run = tmp_path / "results/demo/runs/msrvtt" / exp / "seed42"
         assert (run / "metrics.json").exists() and (run / "checkpoint.pt").exists()
     assert not (tmp_path / "data/demo/lsmdc").exists()  # nothing built that no target needs
+    # the search check: the run's raw test videos indexed by centerclip-search, its test captions queried
+    search = tmp_path / "results/demo/search"
+    recall = json.loads((search / "recall.json").read_text())
+    run_t2v = json.loads((tmp_path / "results/demo/runs/msrvtt/msrvtt9k_b32_km_B6-4-49/seed42/metrics.json")
+                         .read_text())["t2v"]
+    assert (recall["t2v_R1"], recall["t2v_R5"]) == (run_t2v["R1"], run_t2v["R5"]) and recall["equal"], recall
+    assert recall["n_videos"] == recall["n_queries"] == 6  # the tiny twin's test videos, one caption each
+    import h5py
+    import pandas as pd
+
+    manifest = pd.read_csv(tmp_path / "data/demo/msrvtt/manifest.csv", dtype=str)
+    test_videos = sorted(f"{v}.mp4" for v in set(manifest[manifest.split == "test"].video_id))
+    with h5py.File(search / "index.h5") as index:  # every test video, none failed
+        assert sorted(p.decode() for p in index["videos/path"][()]) == test_videos and len(test_videos) == 6
+        assert len(index["failed/path"]) == 0
+    assert "<video" in (search / "queries.html").read_text()
     run_snakemake("--report", tmp_path / "report.html", "-d", tmp_path, "--configfile", tmp_path / "config.yaml")
     html = (tmp_path / "report.html").read_text(errors="replace")
     assert "table3.md" in html and "figure5.png" in html
@@ -212,6 +239,7 @@ def test_paper_config_plans_every_public_run(tmp_path):
     out = run_snakemake("-n", "--cores", "1", "-d", tmp_path, "--configfile", REPO / "config/paper.yaml").stdout
     jobs = dry_run_jobs(out)
     assert jobs["train"] == 28 and jobs["download_clip"] == 2 and jobs["acquire"] == 2 and jobs["table"] == 9
+    assert "search_demo" not in jobs and jobs["total"] == 264  # the search check is the demo's only
 
 
 def test_the_schema_owns_the_defaults_and_validation_fills_them(demo_config):
