@@ -11,7 +11,9 @@ Items, each also runnable alone (``python bench/bench_<item>.py --help``):
 2. ``encoder``    — ``bench_encoder.py``: visual encoder forward time, ratio to baseline, FLOP ratio;
 3. ``memory``     — ``bench_memory.py``: training-step peak memory, one fresh process per setting;
 4. ``data``       — ``bench_data.py``: compression frames/s, cache vs decord clips/s, storage choice (CPU only);
-5. ``dag``        — ``bench_dag.py``: ``snakemake -n`` wall time (CPU only).
+5. ``dag``        — ``bench_dag.py``: ``snakemake -n`` wall time (CPU only);
+6. ``search``     — ``bench_search.py``: ``centerclip-search`` indexing videos/min (decode vs encode, fp32 vs
+   bf16 autocast) and exact query latency / memory at 10k and 1M embeddings vs memory bandwidth (CPU only).
 
 Each item runs in its own subprocess, one after the other, and appends its block to the end of its
 item's section under "History" in ``bench/README.md`` (unless ``--no-readme``); an item that fails is
@@ -38,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 
-ITEMS = ("clustering", "encoder", "memory", "data", "dag")
-CPU_ONLY = ("data", "dag")
+ITEMS = ("clustering", "encoder", "memory", "data", "dag", "search")
+CPU_ONLY = ("data", "dag", "search")
 
 
 def _item_cmd(item: str, args: argparse.Namespace, json_path: Path) -> list[str]:
