@@ -1,8 +1,9 @@
 """A training run's checkpoints: the model a run config describes, and the model a checkpoint holds.
 
-``checkpoint.pt`` (final weights) and ``last.pt`` (resume state) of this package are dicts with the
-run's config (``run_config``) and CLIP's state dict under the ``clip.`` prefix (``model``); see
-:mod:`centerclip.training.train` for what else they record.
+``checkpoint.pt`` (final weights) of this package is a dict with the run's config (``run_config``), CLIP's
+state dict under the ``clip.`` prefix (``model``) and the training summary; ``last.pt`` (the resume state,
+:mod:`centerclip.training.resume`) holds the weights and optimizer state with the run identity but not the
+run config.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def from_checkpoint(checkpoint: str | os.PathLike | Mapping) -> tuple[RetrievalModel, RunConfig]:
-    """The model of a training checkpoint of this package (``checkpoint.pt`` / ``last.pt``) in eval
+    """The model of a training checkpoint of this package (``checkpoint.pt``) in eval
     mode on the CPU, and the run's config it records. ``checkpoint``: its path, or what
     :func:`read_checkpoint` returned for it.
 
