@@ -273,7 +273,7 @@ def load(path: str | Path) -> tuple[RetrievalModel, dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"released checkpoint {path} does not exist")
-    if zipfile.is_zipfile(path) and not _is_torch_zip(path):
+    if zipfile.is_zipfile(path) and not is_torch_zip(path):
         # the two members extracted beside the zip (same disk as the data, not /tmp), deleted after reading
         with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
             hp, clip, info = _read_release(*_extract(path, Path(tmp)))
@@ -298,8 +298,9 @@ def load(path: str | Path) -> tuple[RetrievalModel, dict[str, Any]]:
     }
 
 
-def _is_torch_zip(path: Path) -> bool:
-    """A bare ``ckpt.best.pth.tar`` saved by torch >= 1.6 is itself a zip (``<name>/data.pkl``)."""
+def is_torch_zip(path: Path) -> bool:
+    """Whether the zip ``path`` is a ``torch.save`` file (``<name>/data.pkl``, no ``hparams_train.json``), not a
+    released ``<id>.zip``: a bare ``ckpt.best.pth.tar`` or a ``checkpoint.pt`` saved by torch >= 1.6."""
     with zipfile.ZipFile(path) as archive:
         return any(n.endswith("/data.pkl") for n in archive.namelist()) and \
             not any(PurePosixPath(n).name == HPARAMS for n in archive.namelist())

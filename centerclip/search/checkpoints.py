@@ -78,19 +78,9 @@ def _locate(path: Path) -> _Located:
                           + (f"; it holds {len(found)} of the latter" if found else ""))
     if path.name == released.CHECKPOINT:
         return _Located("released", path, path)
-    if zipfile.is_zipfile(path) and not _is_torch_archive(path):
+    if zipfile.is_zipfile(path) and not released.is_torch_zip(path):
         return _Located("released", path, path, zipped=True)
     return _Located("run", path, path)
-
-
-def _is_torch_archive(path: Path) -> bool:
-    """``torch.save`` writes a zip too (``<name>/data.pkl``): that is a run checkpoint, not a release zip."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (OSError, zipfile.BadZipFile):
-        return False
-    return any(n.endswith("/data.pkl") for n in names) and not any(n.endswith(released.HPARAMS) for n in names)
 
 
 def identity_of(model: RetrievalModel, model_path: Path, kind: str, sha256: str, num_frames: int,
@@ -173,22 +163,11 @@ def _read_run_checkpoint(weights: Path) -> dict:
 
 def _load_run(weights: Path) -> tuple[RetrievalModel, int, int]:
     """(model, eval frames, eval words) of this package's ``checkpoint.pt`` / ``last.pt``."""
-    from centerclip.model.clip import CLIP
     from centerclip.training.checkpoint import from_checkpoint
-    from centerclip.training.settings import RunConfig
 
     ckpt = _read_run_checkpoint(weights)
     try:
         model, cfg = from_checkpoint(ckpt)
-    except OSError:
-        # A run on pretrained CLIP rebuilds it from the pretrained file first; when that file is not on
-        # this machine, the checkpoint's own weights (all of CLIP's) are enough to build the model.
-        try:
-            cfg = RunConfig.from_dict(ckpt["run_config"])
-            clip = CLIP.from_state_dict({k.removeprefix("clip."): v for k, v in ckpt["model"].items()})
-        except (KeyError, ValueError, RuntimeError) as exc:
-            raise SearchError(f"--checkpoint {weights}: cannot rebuild its model ({exc})") from None
-        model = RetrievalModel(clip, cfg.reduction).eval()
     except (ValueError, RuntimeError, KeyError) as exc:
         raise SearchError(f"--checkpoint {weights}: cannot rebuild its model ({exc})") from None
     return model, cfg.eval.num_frames, cfg.eval.context_length

@@ -56,6 +56,12 @@ def from_checkpoint(checkpoint: str | os.PathLike | Mapping) -> tuple[RetrievalM
         cfg = RunConfig.from_dict(ckpt["run_config"])
     except (KeyError, ValueError) as exc:
         raise ValueError(f"{ckpt.get('path', 'checkpoint')}: not a training checkpoint of this package ({exc})") from None
-    model = RetrievalModel(build_clip(cfg.model), cfg.reduction)
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), cfg
+    # CLIP is built from the checkpoint's own weights (all of CLIP's), not from the pretrained file its run
+    # started from: that file need not be on this machine, and its weights would only be overwritten.
+    random = cfg.model.get("random")
+    weights = {k.removeprefix("clip."): v for k, v in ckpt["model"].items()}
+    try:
+        clip = CLIP.from_state_dict(weights, CLIPConfig(**random) if random else None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{ckpt.get('path', 'checkpoint')}: its weights do not make a CLIP ({exc})") from None
+    return RetrievalModel(clip, cfg.reduction).eval(), cfg
