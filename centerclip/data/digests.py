@@ -17,7 +17,7 @@ import fcntl
 import hashlib
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 MANIFEST_HEADER = ("url", "sha256", "bytes")
 
@@ -37,13 +37,18 @@ def is_sha256(s: str) -> bool:
     return len(s) == 64 and all(c in "0123456789abcdefABCDEF" for c in s)
 
 
+def stream_sha256(f: BinaryIO, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of what is left to read of the binary file object ``f``, read in chunks."""
+    h = hashlib.sha256()
+    for chunk in iter(lambda: f.read(chunk_size), b""):
+        h.update(chunk)
+    return h.hexdigest()
+
+
 def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(chunk_size), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return stream_sha256(f, chunk_size)
 
 
 def read_digest_manifest(path: str | os.PathLike) -> dict[str, tuple[str, int | None]]:

@@ -9,7 +9,6 @@ an index records it and refuses another model's embeddings.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import zipfile
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 import torch
 
-from centerclip.data.digests import file_sha256
+from centerclip.data.digests import file_sha256, stream_sha256
 from centerclip.model.retrieval import RetrievalModel
 from centerclip.paper import released
 from centerclip.search.errors import SearchError
@@ -98,11 +97,8 @@ def _member_sha256(zip_path: Path) -> str:
     with zipfile.ZipFile(zip_path) as archive:
         name = next(n for n in archive.namelist()
                     if PurePosixPath(n).name == released.CHECKPOINT and "__MACOSX" not in n)
-        h = hashlib.sha256()
         with archive.open(name) as member:
-            while chunk := member.read(1 << 20):
-                h.update(chunk)
-    return h.hexdigest()
+            return stream_sha256(member)
 
 
 NOT_A_CHECKPOINT = ("expected a run folder or checkpoint.pt / last.pt of this package, "
