@@ -16,6 +16,8 @@ import jsonschema
 import yaml
 
 from centerclip.data.upstreams import CLIP_RELEASES, UPSTREAMS
+from centerclip.model.methods import import_plugins, method_names, params_schema
+from centerclip.model.video_encoder import TokenReduction
 
 REPO = Path(__file__).resolve().parent.parent  # the workflow checkout: rules/ and config/ are in it
 SCHEMA_PATH = REPO / "config" / "schema.yaml"
@@ -144,15 +146,43 @@ def resolve_config_path(config: dict, key: str) -> Path:
     return path
 
 
+#: Keys of an experiment row that are not its method's parameters (those are the row's other keys).
+EXPERIMENT_KEYS = ("dataset", "train_split", "backbone", "method", "frames", "lr", "epochs", "rows", "segment_valid")
+
+
+def method_params(exp: dict) -> dict:
+    """The parameters of an experiment row's method: its keys other than :data:`EXPERIMENT_KEYS`."""
+    return {k: v for k, v in exp.items() if k not in EXPERIMENT_KEYS}
+
+
+def load_plugins(config: dict) -> None:
+    """Import the config's ``plugins`` (relative to the working directory), so that their methods are
+    registered; ConfigError naming the key when one cannot be imported."""
+    try:
+        import_plugins(config.get("plugins") or [], base=os.getcwd())
+    except Exception as exc:  # a plug-in's own error too: one message naming the key
+        raise ConfigError(f"config key plugins: {exc}") from None
+
+
+def experiment_schema(schema: dict) -> dict:
+    """The schema of the experiment table with the registered methods: ``method`` one of their names, and
+    for each, its parameters' schema (derived from the method's dataclass) when ``method`` names it."""
+    file_schema = copy.deepcopy({**schema["$defs"]["experiment_file"], "$defs": schema["$defs"]})
+    row = file_schema["properties"]["experiments"]["additionalProperties"]
+    row["properties"]["method"] = {**row["properties"]["method"], "enum": list(method_names())}
+    row["allOf"] = [{"if": {"properties": {"method": {"const": name}}, "required": ["method"]},
+                     "then": params_schema(name)} for name in method_names()]
+    return file_schema
+
+
 def _read_experiment_table(path: Path) -> dict:
-    """The experiment table at ``path``, checked against the schema's ``experiment_file`` and for a
-    ``dataset_defaults`` entry of every experiment's dataset."""
+    """The experiment table at ``path``, checked against the schema's ``experiment_file`` (with the
+    registered methods' parameters) and for a ``dataset_defaults`` entry of every experiment's dataset."""
     try:
         table = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise ConfigError(f"config key experiments: cannot read {path} ({exc.strerror})") from None
-    schema = yaml.safe_load(Path(SCHEMA_PATH).read_text())
-    file_schema = {**schema["$defs"]["experiment_file"], "$defs": schema["$defs"]}
+    file_schema = experiment_schema(yaml.safe_load(Path(SCHEMA_PATH).read_text()))
     errors = sorted(jsonschema.Draft202012Validator(file_schema).iter_errors(table),
                     key=lambda e: (len(e.absolute_path), _key_path(e)))
     if errors:
@@ -192,15 +222,19 @@ def _check_experiment(where: str, exp: dict, config: dict, frames: int) -> None:
     if "train_split" in exp and (not splits or exp["train_split"] not in splits):
         raise ConfigError(f"{where}.train_split = {exp['train_split']!r} is not in "
                           f"datasets.{exp['dataset']}.train_splits ({splits})")
+    try:
+        reduction = TokenReduction(exp["method"], segment_valid=exp.get("segment_valid", "any"), **method_params(exp))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     backbone = config["backbones"][exp["backbone"]]
     # the depth, where the config states it (a random or self-pretrained backbone; a file's is read at training)
     layers = (backbone.get("random") or backbone.get("pretrain", {}).get("architecture") or {}).get("vision_layers")
-    for i, stage in enumerate(exp.get("stages", [])):
-        if layers is not None and stage["block"] >= layers:
-            raise ConfigError(f"{where}.stages[{i}].block = {stage['block']} but the backbone has {layers} blocks")
-        if i == 0 and frames % stage["segments"]:
-            raise ConfigError(f"{where}.stages[0].segments = {stage['segments']} does not divide its "
-                              f"{frames} frames")
+    for i, stage in enumerate(reduction.impl.segment_stages()):
+        key = f"stages[{i}]." if "stages" in exp else ""
+        if layers is not None and stage.block >= layers:
+            raise ConfigError(f"{where}.{key}block = {stage.block} but the backbone has {layers} blocks")
+        if i == 0 and frames % stage.segments:
+            raise ConfigError(f"{where}.{key}segments = {stage.segments} does not divide its {frames} frames")
 
 
 def load_experiments(config: dict) -> tuple[dict, dict, dict]:
@@ -212,6 +246,7 @@ def load_experiments(config: dict) -> tuple[dict, dict, dict]:
     its stages must fit the backbone's depth and its frame count.
     """
     path = resolve_config_path(config, "experiments")
+    load_plugins(config)
     table = _read_experiment_table(path)
     experiments, defaults = table["experiments"], table["dataset_defaults"]
     left_out: dict = {}
@@ -266,9 +301,8 @@ def run_yaml_contents(config: dict, experiments: dict, dataset_defaults: dict, e
     train = {**config["train"], "num_frames": frames, "context_length": context, "lr": lr, "epochs": epochs,
              "seed": int(seed)}
     manifest = manifest_name(config["datasets"][dataset], exp.get("train_split"))
-    reduction = {"method": exp["method"]}
-    if exp.get("stages"):
-        reduction["stages"] = [dict(s) for s in exp["stages"]]
+    # the method's parameters as the experiment table gives them (so a run's identity changes only with them)
+    reduction = {"method": exp["method"], **copy.deepcopy(method_params(exp))}
     if "segment_valid" in exp:
         reduction["segment_valid"] = exp["segment_valid"]
     return {
@@ -281,6 +315,7 @@ def run_yaml_contents(config: dict, experiments: dict, dataset_defaults: dict, e
         "manifest": os.path.join(data, manifest),
         "model": dict(config["backbones"][exp["backbone"]]),
         "reduction": reduction,
+        **({"plugins": list(config["plugins"])} if config.get("plugins") else {}),
         "train": train,
         "eval": {**config["eval"], "num_frames": frames, "context_length": context},
     }

@@ -1,197 +1,168 @@
-"""Video encoder on an unmodified CLIP vision transformer: CLIP4Clip meanP, CenterCLIP and the
-token-reduction baselines of Table 5, all switched by one :class:`TokenReduction` setting.
+"""Video encoder on an unmodified CLIP vision transformer: CLIP4Clip meanP, CenterCLIP, the
+token-reduction baselines of Table 5 and any plug-in method, all switched by one
+:class:`TokenReduction` setting.
 
 Frames are encoded independently by the first blocks (no temporal embedding anywhere). A
-reduction *stage* (B_a − S, K) runs at the input of block a+1: the sequences of a video are
-cut into S consecutive segments; per segment the patch tokens of its frames (frame-major,
-raster order) are reduced to K tokens and the segment's CLS token is the mean of its frames'
-CLS tokens. The remaining blocks run on one (1 + K)-token sequence per segment, and the
-video feature is the masked mean of the normalised segment features (segment-level
-alignment, paper eq. 5). Without stages this is exactly CLIP4Clip meanP.
+between-block *stage* (B_a − S, ...) runs at the input of block a+1: the sequences of a video are
+cut into S consecutive segments; per segment the method reduces the patch tokens of its frames
+(frame-major, raster order), e.g. to K medoids, and the segment's CLS token is the mean of its
+frames' CLS tokens. The remaining blocks run on one sequence per segment, and the video feature is
+the masked mean of the normalised segment features (segment-level alignment, paper eq. 5). A method
+may also change how blocks run (the shifts, ToMe). Without either this is exactly CLIP4Clip meanP.
+Methods are defined in :mod:`centerclip.model.methods`; the built-in ones in
+:mod:`centerclip.model.builtin_methods`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from centerclip.model.clustering import kmedoids, spectral
+from centerclip.model.builtin_methods import ALGORITHMS, ClusterStage, sparse_indices, temporal_shift
+from centerclip.model.methods import (ReductionMethod, SegmentResult, TokenState, build_method, method_class,
+                                      traced_sources)
 
-METHODS = ("meanP", "centerclip", "pooling", "sparse", "token_shift", "temporal_shift")
-ALGORITHMS = ("kmedoids", "spectral")
-
-
-@dataclass(frozen=True)
-class ClusterStage:
-    """One reduction stage (B_block − segments, clusters)."""
-
-    block: int  # runs after this many blocks, i.e. at the input of block ``block + 1``
-    segments: int
-    clusters: int
-    algorithm: str = "kmedoids"
-    l2_normalize: bool = False  # Table 8: cluster L2-normalised tokens
-    knn: int | None = None  # spectral only: neighbours kept per row, None = dense graph
-    # k-medoids only: the Minkowski p of its distances. 2 (Euclidean) is the paper's; the original
-    # code's --minkowski_norm_p, which two of the authors' released MSR-VTT checkpoints set to 1.
-    distance_p: float = 2.0
-
-    def __post_init__(self) -> None:
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"unknown clustering algorithm {self.algorithm!r}; choose from {ALGORITHMS}")
-        if self.distance_p != 2.0 and self.algorithm != "kmedoids":
-            raise ValueError(f"invalid stage {self}: distance_p applies to k-medoids only")
-        if not self.distance_p > 0:
-            raise ValueError(f"invalid stage {self}: distance_p must be > 0")
-        if self.block < 0 or self.segments < 1 or self.clusters < 1:
-            raise ValueError(f"invalid stage {self}: block >= 0, segments >= 1, clusters >= 1")
+__all__ = ["ALGORITHMS", "ClusterStage", "TokenReduction", "encode_segments", "pool_segments", "reduce_tokens",
+           "sparse_indices", "temporal_shift"]
 
 
-@dataclass(frozen=True)
 class TokenReduction:
-    """Which video encoder: ``meanP`` (no stages), ``centerclip`` (clustering stages),
-    ``pooling`` / ``sparse`` (one stage giving block and segments; sparse also K), or the
-    shift baselines ``token_shift`` / ``temporal_shift`` (no stages, every block)."""
+    """Which video encoder: a registered method (``meanP``, ``centerclip``, ``pooling``, ``sparse``,
+    ``token_shift``, ``temporal_shift``, ``token_merging`` or a plug-in's) with its parameters, and which
+    segments count in the segment-level mean.
 
-    method: str = "meanP"
-    stages: tuple[ClusterStage, ...] = field(default_factory=tuple)
-    # Which segments count in the segment-level mean. "any": a segment holding at least one real
-    # (not padded) frame. "last": the original code's rule, valid only when its last frame is real;
-    # it drops segments that hold real frames and, with S = 1 on a video shorter than T frames,
-    # leaves no valid segment at all (a 0/0 feature). Padded frames repeat the last real one, so
-    # keeping such a segment adds no made-up content.
-    segment_valid: str = "any"
+    ``TokenReduction("centerclip", (ClusterStage(6, 4, 49),))``; a method's other parameters by name,
+    e.g. ``TokenReduction("token_merging", block=6, segments=4, r=40)``. ``impl`` is the method object.
+    """
 
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose from {METHODS}")
-        object.__setattr__(self, "stages", tuple(sorted(self.stages, key=lambda s: s.block)))
-        if self.segment_valid not in ("any", "last"):
-            raise ValueError(f"segment_valid must be 'any' or 'last', got {self.segment_valid!r}")
-        needs_stage = self.method in ("centerclip", "pooling", "sparse")
-        if needs_stage and not self.stages:
-            raise ValueError(f"method {self.method!r} needs at least one stage (block, segments, clusters)")
-        if not needs_stage and self.stages:
-            raise ValueError(f"method {self.method!r} takes no stages")
+    def __init__(self, method: str = "meanP", stages: tuple = (), segment_valid: str = "any", **params: Any):
+        # Which segments count in the segment-level mean. "any": a segment holding at least one real
+        # (not padded) frame. "last": the original code's rule, valid only when its last frame is real;
+        # it drops segments that hold real frames and, with S = 1 on a video shorter than T frames,
+        # leaves no valid segment at all (a 0/0 feature). Padded frames repeat the last real one, so
+        # keeping such a segment adds no made-up content.
+        if segment_valid not in ("any", "last"):
+            raise ValueError(f"segment_valid must be 'any' or 'last', got {segment_valid!r}")
+        cls = method_class(method)
+        if stages:
+            if "stages" not in {f.name for f in dataclasses.fields(cls)}:
+                raise ValueError(f"method {method!r} takes no stages")
+            params["stages"] = tuple(stages)
+        self.method = method
+        self.segment_valid = segment_valid
+        self.impl: ReductionMethod = build_method(method, params)
+
+    @property
+    def stages(self) -> tuple:
+        """The method's ``stages`` parameter (CenterCLIP, pooling, sparse sampling), else ()."""
+        return tuple(getattr(self.impl, "stages", ()))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The method's parameters as plain data (defaults left out), as run.yaml holds them."""
+        return self.impl.to_config()
+
+    def describe(self) -> str:
+        """The setting as tables print it, e.g. ``k-medoids++ (B6 − 4, 49)``."""
+        return self.impl.describe()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``reduction`` section of a run config; :meth:`from_dict` reads it back."""
+        out = {"method": self.method, **self.params}
+        if self.segment_valid != "any":
+            out["segment_valid"] = self.segment_valid
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "TokenReduction":
-        return cls(d.get("method", "meanP"), tuple(ClusterStage(**s) for s in d.get("stages", ())),
-                   d.get("segment_valid", "any"))
+        """From a run config's ``reduction`` section: ``method``, optional ``segment_valid`` and the
+        method's parameters (``stages`` for the staged methods)."""
+        d = dict(d)
+        method, segment_valid = d.pop("method", "meanP"), d.pop("segment_valid", "any")
+        return cls(method, tuple(d.pop("stages", ())), segment_valid, **d)
+
+    def _key(self) -> tuple:
+        return (self.method, self.segment_valid, self.impl)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TokenReduction) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"TokenReduction({self.impl!r}, segment_valid={self.segment_valid!r})"
 
 
-def sparse_indices(total: int, k: int, training: bool) -> Tensor:
-    """Sparse sampling's kept positions among one segment's ``total`` patch tokens (frame-major):
-    ``k`` ascending indices, int64 on the CPU (the original's rule).
-
-    Evaluation: the centre of each of ``k`` equal intervals, ``int(tick / 2 + tick * i)`` with
-    ``tick = total / k`` (Python float). Training: one offset drawn in each interval of
-    ``total // k`` tokens, ``i * (total // k) + randint(total // k)``, from the global CPU
-    generator (seeded per micro-batch by the training loop); with ``total < k`` a sorted random
-    choice without replacement (of all ``total`` tokens: the encoder clamps ``k`` to ``total``,
-    so it never gets there).
-    """
-    if total < 1 or k < 1:
-        raise ValueError(f"sparse sampling needs total >= 1 and k >= 1, got total={total}, k={k}")
-    if training:
-        step = total // k
-        if step == 0:
-            return torch.randperm(total)[:k].sort().values
-        return torch.arange(k) * step + torch.randint(step, (k,))
-    tick = total / k
-    return torch.tensor([int(tick / 2 + tick * i) for i in range(k)], dtype=torch.long)
-
-
-def _select_tokens(tokens: Tensor, stage: ClusterStage, method: str, training: bool, segments: int
-                   ) -> tuple[Tensor, Tensor]:
-    """Reduce each row of ``tokens`` [R, N, W] (R = B·S, video-major) to the kept tokens [R, K, W]
-    (ascending order); also returns their positions in the row, long [R, K]."""
-    r, n, w = tokens.shape
-    k = min(stage.clusters, n)
-    if method == "centerclip":
-        # selection is not differentiable: cluster a detached fp32 copy, gather from the live tensor
-        with torch.no_grad(), torch.autocast(tokens.device.type, enabled=False):
-            x = tokens.detach().float()
-            if stage.algorithm == "kmedoids":
-                keep = kmedoids(x, k, l2_normalize=stage.l2_normalize, p=stage.distance_p).medoids
-            else:
-                keep = spectral(x, k, knn=stage.knn).medoids
-    elif method == "sparse":
-        # one draw per segment position, shared by every video of the batch (as the original)
-        per_segment = torch.stack([sparse_indices(n, k, training) for _ in range(segments)])  # [S, K]
-        keep = per_segment.to(tokens.device).repeat(r // segments, 1)
-    else:  # pragma: no cover - guarded by TokenReduction
-        raise ValueError(method)
-    return tokens.gather(1, keep.unsqueeze(-1).expand(-1, -1, w)), keep
-
-
-def _reduce(x: Tensor, seg_mask: Tensor, stage: ClusterStage, method: str, training: bool,
-            segment_valid: str) -> tuple[Tensor, Tensor, Tensor | None]:
-    """:func:`reduce_tokens`, plus the positions of the kept tokens among each segment's patch tokens
-    long [B·S, K] (None for pooling, whose tokens are means over frames)."""
-    b, g = seg_mask.shape
+def _apply_stage(method: ReductionMethod, stage: Any, state: TokenState, segment_valid: str) -> TokenState:
+    """One between-block stage: cut the G sequences of each video into ``stage.segments`` segments, CLS
+    token = mean of its frames' CLS tokens, the method reduces the patch tokens; trace the sources."""
+    b, g = state.mask.shape
     s = stage.segments
     if g % s:
         raise ValueError(f"stage {stage}: {g} frames/segments per video cannot be cut into {s} segments")
     per = g // s
-    _, length, w = x.shape
-    x = x.view(b, s, per, length, w)
+    _, length, w = state.x.shape
+    x = state.x.view(b, s, per, length, w)
     cls = x[:, :, :, 0].mean(dim=2).reshape(b * s, 1, w)
-    keep = None
-    if method == "pooling":
-        kept = x[:, :, :, 1:].mean(dim=2).reshape(b * s, length - 1, w)
+    patches = x[:, :, :, 1:].reshape(b * s, per * (length - 1), w)
+    size = None if state.size is None else state.size.view(b, s, per, length)[..., 1:].reshape(b * s, -1)
+    source = None if state.source is None else state.source.reshape(b * s, per * (length - 1), -1).squeeze(-1)
+    result: SegmentResult = method.reduce_segment(stage, patches, state)
+    if result.keep is not None:
+        kept = patches.gather(1, result.keep.unsqueeze(-1).expand(-1, -1, w))
+        keep = result.keep.to(patches.device)
+        size = None if size is None else size.gather(1, keep)
+        if source is not None:
+            index = keep.to(source.device)
+            source = source.gather(1, index) if source.dim() == 2 else \
+                source.gather(1, index.unsqueeze(-1).expand(-1, -1, source.shape[-1]))
     else:
-        kept, keep = _select_tokens(x[:, :, :, 1:].reshape(b * s, per * (length - 1), w), stage, method,
-                                    training, s)
-    parts = seg_mask.view(b, s, per)
-    return (torch.cat([cls, kept], dim=1), parts.any(dim=-1) if segment_valid == "any" else parts[..., -1],
-            keep)
+        kept = result.tokens
+        k = kept.shape[1]
+        if result.groups is None:
+            size = source = None  # new tokens of unknown make-up
+        else:
+            size = _group_sum(result.groups, torch.ones_like(result.groups, dtype=kept.dtype) if size is None
+                              else size, k)
+            if source is not None:
+                member = state.membership().reshape(b * s, per * (length - 1), -1)
+                source = _group_sum(result.groups, member.float(), k) > 0
+    cls_size = None if size is None else torch.ones(b * s, 1, dtype=size.dtype, device=size.device)
+    parts = state.mask.view(b, s, per)
+    state.x = torch.cat([cls, kept], dim=1)
+    state.mask = parts.any(dim=-1) if segment_valid == "any" else parts[..., -1]
+    state.size = None if size is None else torch.cat([cls_size, size], dim=1)
+    state.source = source
+    return state
+
+
+def _group_sum(groups: Tensor, values: Tensor, k: int) -> Tensor:
+    """Sum ``values`` [R, N] or [R, N, C] into ``k`` outputs by ``groups`` long [R, N] (−1 = dropped)."""
+    valid = groups >= 0
+    index = groups.clamp(min=0)
+    v = values * (valid if values.dim() == 2 else valid.unsqueeze(-1))
+    out = v.new_zeros(v.shape[0], k, *v.shape[2:])
+    if v.dim() == 3:
+        index = index.unsqueeze(-1).expand_as(v)
+    return out.scatter_add_(1, index, v)
 
 
 def reduce_tokens(x: Tensor, seg_mask: Tensor, stage: ClusterStage, method: str, training: bool,
                   segment_valid: str = "any") -> tuple[Tensor, Tensor]:
-    """Apply one stage. ``x`` [B·G, 1+n, W] (G sequences per video), ``seg_mask`` bool [B, G].
+    """Apply one stage of ``method`` (centerclip, pooling, sparse). ``x`` [B·G, 1+n, W] (G sequences per
+    video), ``seg_mask`` bool [B, G].
 
-    Returns x [B·S, 1+K, W] and the segment mask [B, S] (a segment is valid when its last
-    sequence is).
+    Returns x [B·S, 1+K, W] and the segment mask [B, S].
     """
-    x, seg_mask, _ = _reduce(x, seg_mask, stage, method, training, segment_valid)
-    return x, seg_mask
-
-
-def temporal_shift(x: Tensor, frames: int, tokens: slice, fold_div: int = 8) -> Tensor:
-    """TSM's shift along time of the ``tokens`` of x [B·T, L, W] (T = ``frames``), as the original:
-    with ``fold = W // fold_div``, channels ``[0, fold)`` of frame t take frame t+1's values (zeros
-    for the last frame) and channels ``[fold, 2·fold)`` frame t−1's (zeros for the first); the
-    other channels and tokens are unchanged. Returns a new tensor."""
-    bt, length, w = x.shape
-    fold = w // fold_div
-    v = x.view(bt // frames, frames, length, w)
-    out = v.clone()
-    src = v[:, :, tokens]
-    part = torch.zeros_like(src[..., :2 * fold])
-    part[:, :-1, :, :fold] = src[:, 1:, :, :fold]
-    part[:, 1:, :, fold:2 * fold] = src[:, :-1, :, fold:2 * fold]
-    out[:, :, tokens, :2 * fold] = part
-    return out.view(bt, length, w)
-
-
-def _shifted_block(block: torch.nn.Module, x: Tensor, frames: int, method: str) -> Tensor:
-    """A CLIP block with the original's shift of the residual stream itself.
-
-    Temporal shift (TSM, patch tokens only): once, before attention,
-    ``x <- shift(x); x <- x + attn(ln_1(x)); x <- x + mlp(ln_2(x))``.
-    Token shift (CLS token only): before attention and again before the MLP,
-    ``x <- shift(x); x <- x + attn(ln_1(x)); x <- shift(x); x <- x + mlp(ln_2(x))``.
-    """
-    if method == "temporal_shift":
-        return block(temporal_shift(x, frames, slice(1, None)))
-    cls = slice(0, 1)
-    x = temporal_shift(x, frames, cls)
-    x = x + block.attn(block.ln_1(x))
-    x = temporal_shift(x, frames, cls)
-    return x + block.mlp(block.ln_2(x))
+    impl = build_method(method, {"stages": (stage,)})
+    state = TokenState(x=x, mask=seg_mask.bool(), frames=seg_mask.shape[1], patches=x.shape[1] - 1,
+                       training=training)
+    state = _apply_stage(impl, stage, state, segment_valid)
+    return state.x, state.mask
 
 
 def encode_segments(visual: torch.nn.Module, video: Tensor, mask: Tensor, reduction: TokenReduction,
@@ -201,37 +172,33 @@ def encode_segments(visual: torch.nn.Module, video: Tensor, mask: Tensor, reduct
     video float [B, T, 3, H, W], mask bool [B, T] -> segment features [B, G, E] (not normalised;
     G = T for meanP, else the last stage's S) and segment mask bool [B, G].
 
-    ``trace``: a list to which each stage appends ``(stage, kept)``, ``kept`` long [B, S, K] = which
-    patches of the video its kept tokens are, as ``frame · P + patch`` (P patches per frame, raster
-    order), through every earlier stage (as ToMe's ``trace_source`` records token sources during the
-    normal forward); None for pooling and any stage after it (pooled tokens are means over frames).
-    The forward is unchanged.
+    ``trace``: a list to which each between-block stage appends ``(stage, kept)``, ``kept`` long
+    [B, S, K] = which patches of the video its kept tokens are, as ``frame · P + patch`` (P patches per
+    frame, raster order), through every earlier stage (as ToMe's ``trace_source`` records token sources
+    during the normal forward); after a merge, bool [B, S, K, T·P] = the patches each token stands for;
+    None for pooling and any stage after it (pooled tokens are means over frames). Methods that merge
+    inside blocks append ``(block index, sources)`` likewise. The forward is unchanged.
     """
     b, t = video.shape[:2]
     blocks = visual.transformer.resblocks
-    stages = list(reduction.stages)
+    method = reduction.impl
+    stages = sorted(method.segment_stages(), key=lambda s: s.block)
     if stages and stages[-1].block >= len(blocks):
         raise ValueError(f"stage after block {stages[-1].block} but the model has {len(blocks)} blocks")
     x = visual.embed(video.flatten(0, 1))  # [B·T, 1+P, W]
-    seg_mask = mask.bool()
-    source = None
+    p = x.shape[1] - 1
+    state = TokenState(x=x, mask=mask.bool(), frames=t, patches=p, training=training, trace=trace)
     if trace is not None:  # every patch token's place in its video: frame · P + patch
-        p = x.shape[1] - 1
-        source = torch.arange(t * p, device=x.device).view(1, t, p).expand(b, t, p).reshape(b * t, p)
+        state.source = torch.arange(t * p, device=x.device).view(1, t, p).expand(b, t, p).reshape(b * t, p)
     for i, block in enumerate(blocks):
         while stages and stages[0].block == i:
             stage = stages.pop(0)
-            x, seg_mask, keep = _reduce(x, seg_mask, stage, reduction.method, training, reduction.segment_valid)
-            if trace is not None:  # the kept tokens' places through every stage; none after pooling
-                source = None if source is None or keep is None else \
-                    source.reshape(keep.shape[0], -1).gather(1, keep.to(source.device))
-                trace.append((stage, None if source is None else source.view(b, stage.segments, -1)))
-        if reduction.method in ("token_shift", "temporal_shift"):
-            x = _shifted_block(block, x, t, reduction.method)
-        else:
-            x = block(x)
-    feats = visual.head(x[:, 0])
-    return feats.view(b, seg_mask.shape[1], -1), seg_mask
+            state = _apply_stage(method, stage, state, reduction.segment_valid)
+            if trace is not None:
+                trace.append((stage, traced_sources(state)))
+        state = method.run_block(i, block, state)
+    feats = visual.head(state.x[:, 0])
+    return feats.view(b, state.mask.shape[1], -1), state.mask
 
 
 def pool_segments(feats: Tensor, seg_mask: Tensor) -> Tensor:

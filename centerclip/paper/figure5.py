@@ -8,6 +8,7 @@ keeps: k-medoids++ or spectral clustering, L2-normalised or not, at the run's bl
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import TYPE_CHECKING
 
@@ -22,23 +23,45 @@ if TYPE_CHECKING:
     from centerclip.training.settings import RunConfig
 
 
+def with_segments(reduction: TokenReduction, segments: int) -> TokenReduction:
+    """``reduction``'s first between-block stage alone, cutting the frames into ``segments`` segments: the
+    ``stages[0]`` of a staged method (CenterCLIP, sparse sampling), or a method's own ``segments``
+    parameter (a plug-in with one stage). ValueError for a method without a between-block stage."""
+    impl = reduction.impl
+    names = {f.name for f in dataclasses.fields(impl)}
+    if reduction.stages:
+        impl = dataclasses.replace(impl, stages=(dataclasses.replace(reduction.stages[0], segments=segments),))
+    elif "segments" in names and impl.segment_stages():
+        impl = dataclasses.replace(impl, segments=segments)
+    else:
+        raise ValueError(f"method {reduction.method!r} keeps no subset of tokens: it has no between-block stage")
+    return TokenReduction(reduction.method, segment_valid=reduction.segment_valid, **{
+        f.name: getattr(impl, f.name) for f in dataclasses.fields(impl)})
+
+
 @torch.no_grad()
-def kept_patches(visual: torch.nn.Module, frames: Tensor, stage: ClusterStage, method: str = "centerclip"
-                 ) -> list[Tensor]:
-    """Kept token indices per segment when ``stage`` (with ``method``: centerclip or sparse) reduces
-    the tokens of ``frames`` float [T, 3, H, W] (CLIP-normalised), run through the encoder as in
+def kept_patches(visual: torch.nn.Module, frames: Tensor, stage: ClusterStage | TokenReduction,
+                 method: str = "centerclip") -> list[Tensor]:
+    """Kept token indices per segment when ``stage`` (with ``method``: centerclip or sparse), or the first
+    stage of a :class:`TokenReduction` that keeps tokens (any method whose stage returns kept positions),
+    reduces the tokens of ``frames`` float [T, 3, H, W] (CLIP-normalised), run through the encoder as in
     evaluation. Returns one ascending LongTensor per segment of indices into the segment's patch list:
     index i is patch ``i % grid²`` (raster order) of the segment's frame ``i // grid²``.
     """
     t = frames.shape[0]
-    if stage.segments < 1 or t % stage.segments:
-        raise ValueError(f"{t} frames cannot be cut into {stage.segments} equal segments")
+    reduction = stage if isinstance(stage, TokenReduction) else TokenReduction(method, (stage,))
+    first = sorted(reduction.impl.segment_stages(), key=lambda s: s.block)[0]
+    if first.segments < 1 or t % first.segments:
+        raise ValueError(f"{t} frames cannot be cut into {first.segments} equal segments")
     trace: list = []
     encode_segments(visual, frames[None], torch.ones(1, t, dtype=torch.bool, device=frames.device),
-                    TokenReduction(method, (stage,)), training=False, trace=trace)
-    (_, kept), = trace
-    per_segment = (t // stage.segments) * visual.grid ** 2
-    offsets = torch.arange(stage.segments, device=kept.device)[:, None] * per_segment
+                    reduction, training=False, trace=trace)
+    kept = trace[0][1]
+    if kept is None or kept.dtype == torch.bool:
+        raise ValueError(f"method {reduction.method!r} keeps no subset of tokens at its first stage "
+                         "(its tokens are means or merges): Figure 5 shows kept tokens")
+    per_segment = (t // first.segments) * visual.grid ** 2
+    offsets = torch.arange(first.segments, device=kept.device)[:, None] * per_segment
     return list((kept[0] - offsets).sort(dim=1).values.cpu())
 
 

@@ -284,24 +284,25 @@ def figure5_from_checkpoint(checkpoint_path, cache_path, video_id: str, out_png,
     """Figure 5 for one cached video and a training checkpoint of this package: the run's own first
     reduction stage (its algorithm, block B, K and options, read from the checkpoint) with 1, 2, 3, ...
     frames per segment, on the run's evaluation frames."""
-    from dataclasses import replace
-
-    from centerclip.paper.figure5 import kept_patches, load_checkpoint_video
+    from centerclip.paper.figure5 import kept_patches, load_checkpoint_video, with_segments
 
     model, cfg, frames_uint8, frames = load_checkpoint_video(checkpoint_path, cache_path, video_id)
     reduction = cfg.reduction
-    if reduction.method not in ("centerclip", "sparse") or not reduction.stages:
-        raise ValueError(f"{checkpoint_path}: Figure 5 shows kept tokens, but run {cfg.run_id} uses "
-                         f"{reduction.method!r}, which keeps no subset of tokens (name a clustering run for figure5)")
-    stage, t = reduction.stages[0], frames.shape[0]
+    t = frames.shape[0]
     visual = model.clip.visual
-    settings = [(per, kept_patches(visual, frames, replace(stage, segments=t // per), reduction.method))
-                for per in frames_per_segment_settings(t)]
-    name = {"kmedoids": "k-medoids++", "spectral": "spectral clustering"}[stage.algorithm]
-    if reduction.method == "sparse":
-        name = "sparse sampling"
+    try:
+        settings = [(per, kept_patches(visual, frames, with_segments(reduction, t // per)))
+                    for per in frames_per_segment_settings(t)]
+    except ValueError as exc:
+        raise ValueError(f"{checkpoint_path}: Figure 5 shows kept tokens, but run {cfg.run_id} uses "
+                         f"{reduction.method!r}: {exc} (name a clustering run for figure5)") from None
+    stage = sorted(reduction.impl.segment_stages(), key=lambda s: s.block)[0]
+    kept_per_segment = getattr(stage, "clusters", None) or len(settings[0][1][0])
+    name = {"kmedoids": "k-medoids++", "spectral": "spectral clustering"}[stage.algorithm] \
+        if reduction.method == "centerclip" else "sparse sampling" if reduction.method == "sparse" \
+        else reduction.describe()
     caption = (f"Run {cfg.run_id}, video {video_id}, {t} frames; {name} after block {stage.block}, "
-               f"K = {stage.clusters} per segment (the run's own S = {stage.segments}; all tokens kept where a "
+               f"K = {kept_per_segment} per segment (the run's own S = {stage.segments}; all tokens kept where a "
                "segment has ≤ K). Bright: kept centre tokens; dimmed: dropped; border colour = segment.")
     return plot_figure5(frames_uint8, settings, visual.grid, visual.patch_size, out_png, out_pdf, label,
                         caption=caption)

@@ -160,18 +160,9 @@ def reduction_from_hparams(hp: Mapping[str, Any], patch_size: int) -> TokenReduc
 
 
 def describe(reduction: TokenReduction) -> str:
-    """A table cell: ``meanP`` or e.g. ``k-medoids++ (B6 − 4, 49)``, with any non-paper setting."""
-    if reduction.method == "meanP":
-        return "meanP"
-    names = {"kmedoids": "k-medoids++", "spectral": "spectral"}
-    parts = []
-    for s in reduction.stages:
-        extra = [f"kNN {s.knn}"] if s.knn else []
-        extra += [f"L{s.distance_p:g} distance"] if s.distance_p != 2.0 else []
-        extra += ["L2-normalised"] if s.l2_normalize else []
-        parts.append(f"B{s.block} − {s.segments}, {s.clusters}" + "".join(f"; {e}" for e in extra))
-    name = names[reduction.stages[0].algorithm] if reduction.method == "centerclip" else reduction.method
-    return f"{name} ({' then '.join(parts)})"
+    """A table cell: ``meanP`` or e.g. ``k-medoids++ (B6 − 4, 49)``, with any non-paper setting (the method's
+    own :meth:`~centerclip.model.methods.ReductionMethod.describe`)."""
+    return reduction.describe()
 
 
 def _member(names: list[str], wanted: str, where: Path) -> str:

@@ -35,6 +35,8 @@ def run_identity(raw: dict, weights_sha256: str | None = None) -> str:
       same weights as an uninterrupted one;
     - ``train.eval_every_epoch``: whether test metrics are computed after each epoch; evaluation does
       not change the weights, and each step reseeds its random numbers from (seed, step);
+    - ``plugins``: which modules register the methods; the method's name and parameters (in ``reduction``)
+      say what is computed;
     - ``cache``, the folder of ``manifest`` and the ``pretrained`` path: where files lie, not what they
       hold (moving ``data_dir`` retrains nothing); the run id names the dataset, the manifest's file name
       its training list, and ``weights_sha256`` the weights wherever their file moved.
@@ -42,7 +44,7 @@ def run_identity(raw: dict, weights_sha256: str | None = None) -> str:
     Everything else (model, reduction, the other train keys, run id) is included, so a changed value,
     an added key or a removed key gives another identity.
     """
-    kept = {k: v for k, v in raw.items() if k not in ("eval", "label", "cache")}
+    kept = {k: v for k, v in raw.items() if k not in ("eval", "label", "cache", "plugins")}
     if "manifest" in kept:  # its name says which training list (manifest_7k.csv); its folder does not matter
         kept["manifest"] = os.path.basename(str(kept["manifest"]))
     if isinstance(kept.get("model"), dict) and weights_sha256 is not None:

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field, fields
 import yaml
 
+from centerclip.model.methods import import_plugins
 from centerclip.model.video_encoder import TokenReduction
 
 
@@ -73,6 +74,8 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         try:
+            # a plug-in's methods must be registered before the reduction section is read
+            import_plugins(d.get("plugins") or [], base=os.getcwd())
             return cls(
                 run_id=d["run_id"], dataset=d["dataset"], cache=d["cache"], manifest=d["manifest"],
                 model=dict(d["model"]), reduction=TokenReduction.from_dict(d.get("reduction", {})),
