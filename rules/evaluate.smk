@@ -9,6 +9,9 @@ rule evaluate:
         coverage=coverage_inputs,
     output:
         run_file_path("metrics.json"),
+    params:
+        # what metrics.json holds; a metrics.json written before the encoder's GFLOPs were counted is redone
+        records="retrieval, efficiency incl. gflops_per_video",
     threads: config["job_threads"]
     resources:
         mem_mb=8000,

@@ -19,8 +19,10 @@ from centerclip.paper.figure5 import kept_patches, patch_mask
 
 
 def metrics(r1: float, mem: float, ms: float) -> dict:
+    """A metrics.json with distinct quantities: GFLOPs = mem / 100, its clustering share = ms / 100."""
     return {"t2v": {"R1": r1, "R5": 0, "R10": 0, "MdR": 1, "MnR": 1}, "v2t": {"R1": r1 + 2, "R5": 0, "R10": 0,
-            "MdR": 1, "MnR": 1}, "efficiency": {"eval_ms_per_video": 2 * ms, "model_ms_per_video": ms},
+            "MdR": 1, "MnR": 1}, "efficiency": {"eval_ms_per_video": 2 * ms, "model_ms_per_video": ms,
+                                                "gflops_per_video": mem / 100, "gflops_clustering": ms / 100},
             "train": {"peak_memory_mb": mem}}
 
 
@@ -36,13 +38,9 @@ def all_text(fig) -> str:
     return " ".join([t.get_text() for t in fig.texts] + [fig._suptitle.get_text() if fig._suptitle else ""])
 
 
-def panel_text(ax) -> str:
-    return " ".join(t.get_text() for t in ax.texts)
-
-
-def withheld(ax) -> bool:
-    """A demo memory / time panel: no points drawn, a note pointing to the benchmarks instead."""
-    return not ax.get_lines() and "bench/README.md" in panel_text(ax) and "leaves out" in panel_text(ax)
+def counted(ax) -> bool:
+    """A demo efficiency panel: counted GFLOPs in place of measured memory / time."""
+    return "GFLOPs" in ax.get_ylabel() and "memory" not in ax.get_ylabel() and "time" not in ax.get_ylabel()
 
 
 def test_figure_points_parse_the_experiment_table(experiments):
@@ -60,12 +58,14 @@ def test_figure3(tmp_path):
     written(tmp_path / "f3.png", tmp_path / "f3.pdf")
     ax_r, ax_m = fig.axes
     assert ax_r.get_xlabel() == ax_m.get_xlabel() == "clustering after block B"
-    assert ax_r.get_ylabel() == "R@1 (%)" and "memory" in ax_m.get_ylabel()
+    assert ax_r.get_ylabel() == "R@1 (%)" and ax_m.get_ylabel() == "video encoder GFLOPs per video"
     t2v = ax_r.get_lines()[0]
     assert list(t2v.get_xdata()) == [2, 4, 6, 8] and list(t2v.get_ydata()) == [12, 14, 16, 18]
     assert any("B = 6" in str(l.get_label()) for l in ax_r.get_lines())  # paper default marked
-    assert withheld(ax_m) and "training memory" in panel_text(ax_m) and not panel_text(ax_r)
+    # the demo plots counted GFLOPs where measured memory would be (it leaves memory out)
+    assert counted(ax_m) and list(ax_m.get_lines()[0].get_ydata()) == [1.4, 1.8, 2.2, 2.6]
     text = all_text(fig)
+    assert "FlopCounterMode" in text
     assert "demo" in text and "without numbers" in text and "B = 0, B = 10" in text
     assert "pretrained by the demo" in text and "not what CenterCLIP achieves" in text and "random" not in text
 
@@ -74,7 +74,7 @@ def test_figure3_full_reproduction_draws_memory(tmp_path):
     points = [(b, metrics(10 + b, 100 + 20 * b, 1.0)) for b in (2, 4, 6)]
     fig = plot_figure3(points, tmp_path / "f3.png", tmp_path / "f3.pdf", "paper")
     ax_m = fig.axes[1]
-    assert list(ax_m.get_lines()[0].get_ydata()) == [140, 180, 220] and not withheld(ax_m)
+    assert list(ax_m.get_lines()[0].get_ydata()) == [140, 180, 220] and not counted(ax_m)
     assert "demo" not in all_text(fig)
 
 
@@ -98,16 +98,20 @@ def test_figure4(tmp_path):
     assert any("S = 4" in s for s in labels)
     text = all_text(fig)
     assert "LSMDC: not run (skipped): K = 98" in text and "demo" not in text
-    assert not any(withheld(ax) for ax in fig.axes)
+    assert not any(counted(ax) for ax in fig.axes)
 
 
-def test_figure4_demo_leaves_memory_and_time_out(tmp_path):
+def test_figure4_demo_plots_gflops_instead_of_memory_and_time(tmp_path):
     fig = plot_figure4(FIGURE4_GROUPS, tmp_path / "f4.png", tmp_path / "f4.pdf", "demo")
     written(tmp_path / "f4.png", tmp_path / "f4.pdf")
     r1_k, mem_k, time_k, r1_s, mem_s, time_s = fig.axes
     for ax in (mem_k, time_k, mem_s, time_s):
-        assert withheld(ax), ax.get_title()
-    assert "training memory" in panel_text(mem_k) and "inference time" in panel_text(time_s)
+        assert counted(ax), ax.get_title()
+    assert mem_k.get_ylabel() == "video encoder GFLOPs per video"
+    assert time_s.get_ylabel() == "clustering GFLOPs per video"
+    gflops_k, clustering_k = mem_k.get_lines()[0], time_k.get_lines()[0]  # LSMDC vs K
+    assert list(gflops_k.get_xdata()) == [16, 25, 49] and list(gflops_k.get_ydata()) == [0.16, 0.25, 0.49]
+    assert list(clustering_k.get_ydata()) == [0.008, 0.0125, 0.0245]
     for ax in (r1_k, r1_s):  # R@1 panels as in the full reproduction
         assert ax.get_lines() and not ax.texts
     assert list(r1_k.get_lines()[0].get_ydata()) == [1.6, 2.5, 4.9]

@@ -239,3 +239,50 @@ def test_tables_state_the_test_set_size_beside_the_papers(paper_numbers, experim
     short["efficiency"]["n_test_videos"] = 4860  # a copy lacking 9 of the original's videos
     table = render_table("table2", paper_numbers, experiments, {"anet_b32_meanP": [short]}, "paper")
     assert "activitynet 4860 videos (the paper's: 4869; R@k not comparable where the sizes differ)" in table.markdown
+
+
+def with_gflops(m: dict, gflops: float) -> dict:
+    return {**m, "efficiency": {**m["efficiency"], "gflops_per_video": gflops}}
+
+
+def test_every_table_has_our_gflops_and_its_ratio_also_in_the_demo(paper_numbers, experiments):
+    """GFLOPs are counted, not measured: the demo keeps them (unlike MeM / Speed), with '÷ ref'."""
+    runs = {"lsmdc_b32_meanP": [with_gflops(metrics(10.0), 0.8)],
+            "lsmdc_b32_km_B6-6-49": [with_gflops(metrics(11.0), 0.6)]}
+    result = render_table("table4", paper_numbers, experiments, runs, "demo")
+    frame = result.frame
+    assert line(frame, BASE, "ours")["GFLOPs"] == 0.8 and line(frame, KM, "ours")["GFLOPs"] == 0.6
+    assert line(frame, KM, "ours")["GFLOPs_ratio"] == pytest.approx(0.75)
+    assert math.isnan(line(frame, KM, "ours")["MeM"])  # measured efficiency stays withheld in the demo
+    assert math.isnan(line(frame, KM, "paper")["GFLOPs"])  # the paper prints none
+    header = next(ln for ln in result.markdown.splitlines() if ln.startswith("| Method"))
+    assert "| GFLOPs |" in header and "GFLOPs ÷ ref" in header
+    km_line = next(ln for ln in result.markdown.splitlines() if "| ours (1 seed" in ln and "0.75" in ln)
+    assert "| 0.6 |" in km_line
+    assert "FlopCounterMode" in result.markdown
+
+
+def test_an_ours_only_table_shows_the_experiments_rows_with_their_settings(paper_numbers, experiments):
+    """A table beyond the paper: its rows are whatever the experiments name, in their order, each with the
+    method's own description of its setting; no paper or difference lines."""
+    paper = {**paper_numbers, "tables": {**paper_numbers["tables"], "extra": {
+        "caption": "Beyond the paper.", "ours_only": True, "columns": ["t2v_R1", "t2v_R5", "t2v_MdR"], "rows": {}}}}
+    exps = {"a": {"dataset": "msrvtt", "method": "meanP", "rows": {"extra": "meanP"}},
+            "b": {"dataset": "msrvtt", "method": "token_merging", "rows": {"extra": "ToMe, training-free"}},
+            "c": {"dataset": "msrvtt", "method": "centerclip", "rows": {"extra": "not yet run"}}}
+    tome = with_gflops(metrics(20.0), 0.5)
+    tome["run_config"] = {"reduction": {"method": "token_merging", "block": 6, "segments": 4, "r": 30}}
+    tome["train"] = {"training_free": {"from_run": "msrvtt/a/seed42"}}
+    runs = {"a": [with_gflops(metrics(21.0), 1.0)], "b": [tome], "c": []}
+    result = render_table("extra", paper, exps, runs, "demo", not_run={"c": "not planned"})
+    frame = result.frame
+    assert list(frame.row) == ["meanP", "ToMe, training-free", "not yet run"]
+    assert set(frame.source) == {"ours"}
+    assert line(frame, "ToMe, training-free", "ours")["setting"] == "ToMe (B6 − 4, r = 30)"
+    assert line(frame, "ToMe, training-free", "ours")["GFLOPs_ratio"] == pytest.approx(0.5)
+    assert "training-free: weights of msrvtt/a/seed42" in line(frame, "ToMe, training-free", "ours")["note"]
+    md = result.markdown
+    assert md.startswith("# Results beyond the paper") and "| setting |" in md and "ToMe (B6 − 4, r = 30)" in md
+    assert "ours − paper" not in md and "not planned" in md
+    # Method, source, setting, T→V R@1 / R@5 / MdR, GFLOPs, GFLOPs ÷ ref, best-epoch R@1
+    latex_ok(result.latex, 9)

@@ -61,6 +61,13 @@ def test_training_updates_weights_and_writes_everything(tiny_dataset, tmp_path):
     metrics = json.loads(out.read_text())
     assert set(metrics["t2v"]) == {"R1", "R5", "R10", "MdR", "MnR"}
     assert metrics["efficiency"]["n_test_videos"] == 4 and metrics["efficiency"]["eval_ms_per_video"] > 0
+    # the encoder's GFLOPs at the run's evaluation shapes, as model.flops counts them
+    from centerclip.model.flops import video_encoder_flops
+    from centerclip.training.checkpoint import from_checkpoint
+
+    model, _ = from_checkpoint(tmp_path / "checkpoint.pt")
+    counted = video_encoder_flops(model.clip.visual, model.reduction, cfg.eval.num_frames)
+    assert metrics["efficiency"]["gflops_per_video"] == round(counted.gflops, 6) > 0
     assert metrics["run_config"]["run_id"] == "tiny/test/seed42"
     # per-epoch evaluation by the training job; last epoch on top, the original's selection beside it
     epochs = [json.loads((tmp_path / f"metrics_epoch{n}.json").read_text()) for n in (1, 2)]

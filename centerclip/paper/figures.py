@@ -9,9 +9,11 @@
 The paper prints Figures 3 and 4 as plots only (config/paper_numbers.yaml: ``figures: {fig3:
 null, fig4: null}``), so only our points are drawn, with the paper's default settings marked.
 Demo figures (label "demo") draw no memory or inference-time points: measured on tiny models
-sharing a CPU with parallel jobs, they say nothing about CenterCLIP's cost; those panels point
-to bench/README.md instead. Every plot function returns its matplotlib Figure (already saved and
-closed).
+sharing a CPU with parallel jobs, they say nothing about CenterCLIP's cost. Those panels plot the
+video encoder's GFLOPs per video instead (and, in Figure 4's time panels, the clustering's own
+share of them), which are counted, not measured, and the same on any machine; bench/README.md
+measures memory and time at the real backbone shapes. Every plot function returns its matplotlib
+Figure (already saved and closed).
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ NO_PAPER_NUMBERS = "The paper prints this figure without numbers: only our point
 DEMO_NOTE = "demo: tiny model pretrained on synthetic data"
 DEMO_FOOTER = ("Demo numbers: a tiny CLIP-shaped model pretrained by the demo on synthetic frames and captions and "
                "fine-tuned for minutes on a CPU.", "They show that the pipeline works, not what CenterCLIP achieves.")
-WITHHELD = ("The demo leaves out {what}:\nmeasured on tiny models under parallel jobs,\nit says nothing about "
-            "CenterCLIP's cost.\nSee bench/README.md for it at the real\nViT-B/32 and ViT-B/16 shapes.")
 EFFICIENCY_QUANTITIES = {"memory": "training memory", "model_ms": "inference time"}
+# what the demo plots in place of each measured quantity: counted GFLOPs (metrics.json efficiency)
+DEMO_COUNTED = {"memory": ("gflops", "video encoder GFLOPs per video"),
+                "model_ms": ("gflops_clustering", "clustering GFLOPs per video")}
 PAPER_DEFAULTS = {"figure3": 6, "lsmdc_K": 49, "activitynet_K": 49, "lsmdc_S": 4, "activitynet_S": 15}
 DATASET_NAMES = {"lsmdc": "LSMDC", "activitynet": "ActivityNet"}
 COLOURS = {"lsmdc": "C0", "activitynet": "C1"}
@@ -85,6 +88,10 @@ def _value(metrics: Mapping, quantity: str) -> float:
             return float(metrics["train"]["peak_memory_mb"])
         if quantity == "model_ms":
             return float(metrics["efficiency"]["model_ms_per_video"])
+        if quantity == "gflops":
+            return float(metrics["efficiency"]["gflops_per_video"])
+        if quantity == "gflops_clustering":
+            return float(metrics["efficiency"]["gflops_clustering"])
     except (KeyError, TypeError, ValueError):
         return float("nan")
     raise ValueError(quantity)
@@ -116,18 +123,20 @@ def _withheld(quantity: str, label: str) -> bool:
     return label == "demo" and quantity in EFFICIENCY_QUANTITIES
 
 
-def _withheld_panel(ax, quantity: str, xs: Sequence[int]) -> None:
-    """An empty panel over the sweep's x range with a centred note saying where the numbers are instead."""
-    if xs:
-        pad = 0.05 * (max(xs) - min(xs)) or 1.0  # matplotlib's default margin, as on the R@1 panels
-        ax.set_xlim(min(xs) - pad, max(xs) + pad)
-    ax.set_yticks([])
-    ax.text(0.5, 0.5, WITHHELD.format(what=EFFICIENCY_QUANTITIES[quantity]), transform=ax.transAxes,
-            ha="center", va="center", fontsize=7, color="dimgrey", linespacing=1.4)
+def _panel(quantity: str, ylabel: str, label: str) -> tuple[str, str]:
+    """(quantity, y label) a panel plots: the demo's counted GFLOPs in place of measured memory / time."""
+    return DEMO_COUNTED[quantity] if _withheld(quantity, label) else (quantity, ylabel)
 
 
 def _demo_notes(label: str) -> list[str]:
     return list(DEMO_FOOTER) if label == "demo" else []
+
+
+def _counted_notes(label: str) -> list[str]:
+    if label != "demo":
+        return []
+    return ["GFLOPs: counted with torch's FlopCounterMode at the run's evaluation shapes (a multiply-add = 2); "
+            "measured memory and time of tiny models under parallel jobs are left out (bench/README.md)."]
 
 
 def _footer(fig, lines: list[str]) -> None:
@@ -143,25 +152,22 @@ def plot_figure3(points: Sequence[Point], out_png, out_pdf, label: str):
     for quantity, style, name in (("t2v_R1", "o-", "text→video"), ("v2t_R1", "s--", "video→text")):
         xs, ys = _series(points, quantity)
         ax_r.plot(xs, ys, style, label=name)
-    if not _withheld("memory", label):
-        xs, ys = _series(points, "memory")
-        ax_m.plot(xs, ys, "o-", color="C2", label="ours")
+    q_m, ylabel_m = _panel("memory", "peak training memory (MB)", label)
+    xs, ys = _series(points, q_m)
+    ax_m.plot(xs, ys, "o-", color="C2", label="ours")
     ticks = sorted({int(x) for x, _ in points}) or [PAPER_DEFAULTS["figure3"]]
-    for ax, ylabel, quantity in ((ax_r, "R@1 (%)", "R1"), (ax_m, "peak training memory (MB)", "memory")):
+    for ax, ylabel in ((ax_r, "R@1 (%)"), (ax_m, ylabel_m)):
         ax.set_xlabel("clustering after block B")
         ax.set_ylabel(ylabel)
         ax.set_xticks(ticks)
         ax.grid(alpha=0.3)
-        if _withheld(quantity, label):
-            _withheld_panel(ax, quantity, ticks)
-            continue
         _mark_default(ax, PAPER_DEFAULTS["figure3"], "paper default B = 6")
         ax.legend(fontsize=7)
     ax_r.set_title("(a) R@1 vs B", fontsize=9)
-    ax_m.set_title("(b) training memory vs B", fontsize=9)
+    ax_m.set_title(f"(b) {ylabel_m.split(' (')[0]} vs B", fontsize=9)
     fig.suptitle(_title("Figure 3: Influence of places of token clustering (LSMDC, k-medoids++)", label),
                  fontsize=10)
-    notes = [NO_PAPER_NUMBERS] + _demo_notes(label)
+    notes = [NO_PAPER_NUMBERS] + _demo_notes(label) + _counted_notes(label)
     missing = _missing(points)
     if missing:
         notes.append("Not run (skipped): " + ", ".join(f"B = {b}" for b in missing) + ".")
@@ -181,18 +187,17 @@ def plot_figure4(groups: Mapping[str, Sequence[Point]], out_png, out_pdf, label:
     fig, axes = plt.subplots(2, 3, figsize=(13, 7.5))
     quantities = (("R1", "R@1 (%)"), ("memory", "peak training memory (MB)"),
                   ("model_ms", "inference time (ms per video, model only)"))
-    notes = [NO_PAPER_NUMBERS] + _demo_notes(label)
+    notes = [NO_PAPER_NUMBERS] + _demo_notes(label) + _counted_notes(label)
     for row, axis in enumerate(("K", "S")):
-        for col, (quantity, ylabel) in enumerate(quantities):
+        for col, (measured, measured_label) in enumerate(quantities):
             ax = axes[row, col]
             ticks: set[int] = set()
-            withheld = _withheld(quantity, label)
+            quantity, ylabel = (measured, measured_label) if measured == "R1" else \
+                _panel(measured, measured_label, label)
             for dataset, name in DATASET_NAMES.items():
                 points = list(groups.get(f"{dataset}_{axis}", []))
                 ticks |= {int(x) for x, _ in points}
                 colour = COLOURS[dataset]
-                if withheld:
-                    continue
                 if quantity == "R1":
                     for q, style, direction in (("t2v_R1", "o-", "T→V"), ("v2t_R1", "s--", "V→T")):
                         xs, ys = _series(points, q)
@@ -216,10 +221,7 @@ def plot_figure4(groups: Mapping[str, Sequence[Point]], out_png, out_pdf, label:
                 ax.set_xticks(sorted(ticks))
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
-            if withheld:
-                _withheld_panel(ax, quantity, sorted(ticks))
-            else:
-                ax.legend(fontsize=6)
+            ax.legend(fontsize=6)
             ax.set_title(f"({'abcdef'[row * 3 + col]}) {ylabel.split(' (')[0]} vs {axis}", fontsize=9)
     fig.suptitle(_title("Figure 4: Influence of cluster number K and segment number S (LSMDC, ActivityNet)",
                         label), fontsize=10)

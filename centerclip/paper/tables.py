@@ -34,16 +34,18 @@ import pandas as pd
 
 METRICS = ("R1", "R5", "R10", "MdR", "MnR")
 RETRIEVAL_COLUMNS = [f"{d}_{m}" for d in ("t2v", "v2t") for m in METRICS]
-EFFICIENCY_COLUMNS = ("MeM", "Speed")
+EFFICIENCY_COLUMNS = ("MeM", "Speed")  # measured: withheld from demo tables
+GFLOPS = "GFLOPs"  # counted, the same on any machine: every table has it, the demo's too
 SETTING_COLUMNS = ("N_in", "lr", "epochs")
 BEST_EPOCH = "best_epoch_t2v_R1"
-RATIO = {"MeM": "MeM_ratio", "Speed": "Speed_ratio"}
+RATIO = {"MeM": "MeM_ratio", "Speed": "Speed_ratio", GFLOPS: "GFLOPs_ratio"}
 
 HEADERS = {
     "MeM": "MeM.", "Speed": "Speed (ms)", "N_in": "N_in", "lr": "lr", "epochs": "epochs",
     **{c: ("T→V " if c.startswith("t2v") else "V→T ") + (f"R@{c[5:]}" if c[4] == "R" and c[5:].isdigit() else c[4:])
        for c in RETRIEVAL_COLUMNS},
-    "MeM_ratio": "MeM ÷ ref", "Speed_ratio": "Speed ÷ ref",
+    GFLOPS: "GFLOPs", "MeM_ratio": "MeM ÷ ref", "Speed_ratio": "Speed ÷ ref", "GFLOPs_ratio": "GFLOPs ÷ ref",
+    "setting": "setting",
     BEST_EPOCH: "best-epoch T→V R@1 (test-selected)",
 }
 DEMO_NOTE = ("DEMO NUMBERS: our rows come from synthetic twin data and a tiny CLIP-shaped model pretrained by "
@@ -54,6 +56,11 @@ DEMO_EFFICIENCY_NOTE = ("Our MeM. and Speed and their '÷ ref' ratios are left o
                         "tiny models sharing a CPU with parallel jobs, they say nothing about CenterCLIP's cost, "
                         "which bench/README.md measures at the real ViT-B/32 and ViT-B/16 shapes (sections "
                         "'Visual encoder forward' and 'Training step peak memory').")
+GFLOPS_NOTE = ("GFLOPs: ours, per test video through the video encoder at the run's evaluation shapes, counted with "
+               "torch.utils.flop_counter.FlopCounterMode (a multiply-add = 2 FLOPs; CPU attention, the clustering's "
+               "distance matrices and eigendecompositions included; elementwise work, sorting and argmin not "
+               "counted; k-medoids' share depends on its iterations, counted on one seeded random video). The paper prints "
+               "none; it does not depend on the machine, so demo tables show it too.")
 NO_EXPERIMENT = "no experiment of the experiment table provides this row"
 
 
@@ -76,7 +83,22 @@ def flatten_metrics(metrics: Mapping) -> dict[str, float]:
     row = {f"{d}_{k}": metrics[d][k] for d in ("t2v", "v2t") for k in METRICS}
     row["MeM"] = metrics.get("train", {}).get("peak_memory_mb", float("nan"))
     row["Speed"] = metrics.get("efficiency", {}).get("eval_ms_per_video", float("nan"))
+    row[GFLOPS] = metrics.get("efficiency", {}).get("gflops_per_video", float("nan"))
     return row
+
+
+def setting_text(metrics: Mapping) -> str:
+    """The run's token reduction as the method describes itself (e.g. ``k-medoids++ (B6 − 4, 49)``), from the
+    run config a metrics.json records; "" where it cannot be read (e.g. a plug-in not imported here)."""
+    from centerclip.model.methods import import_plugins
+    from centerclip.model.video_encoder import TokenReduction
+
+    run = metrics.get("run_config") or {}
+    try:
+        import_plugins(run.get("plugins") or [])
+        return TokenReduction.from_dict(run.get("reduction") or {}).describe()
+    except (ValueError, TypeError, ImportError):
+        return ""
 
 
 def _best_epoch_r1(metrics: Mapping) -> float:
@@ -160,6 +182,9 @@ def _table_spec(table_id: str, paper: Mapping,
     table = tables[table_id]
     columns = list(table.get("columns", paper["columns"]))
     provided = rows_by_table(experiments, table_id)
+    if table.get("ours_only"):  # results beyond the paper: the rows are the experiments' own, in their order
+        table = {**table, "rows": {name: [None] * len(columns) for name in provided}}
+    columns.append(GFLOPS)
     unknown = sorted(set(provided) - set(table["rows"]))
     if unknown:
         raise ValueError(f"config/experiments.yaml names {table_id} rows that config/paper_numbers.yaml does not "
@@ -181,11 +206,20 @@ def _test_set_sizes(runs: Sequence[Mapping]) -> set[int]:
     return {int(m["efficiency"]["n_test_videos"]) for m in runs if (m.get("efficiency") or {}).get("n_test_videos")}
 
 
+def _training_free_note(runs: Sequence[Mapping]) -> str:
+    """'training-free: weights of <run>' for runs that evaluate another run's checkpoint without training."""
+    found = (runs[0].get("train") or {}).get("training_free") if runs else None
+    if not found:
+        return ""
+    source = found.get("from_run") or found.get("from") if isinstance(found, Mapping) else found
+    return f"training-free: weights of {source}"
+
+
 def _our_note(runs: Sequence[Mapping], exp: Mapping, paper: Mapping,
               dataset_defaults: Mapping[str, Mapping] | None) -> str:
     """The note of our line: an incomplete test set and how the runs departed from the paper's training."""
     paper_epochs = exp.get("epochs", (dataset_defaults or {}).get(exp["dataset"], {}).get("epochs"))
-    return "; ".join(n for n in (_coverage_note(runs), departures(
+    return "; ".join(n for n in (_training_free_note(runs), _coverage_note(runs), departures(
         runs, paper_epochs, (paper.get("training") or {}).get("global_batch"))) if n)
 
 
@@ -224,8 +258,9 @@ def build_frame(table_id: str, paper: Mapping, experiments: Mapping[str, Mapping
 
     lines: list[dict] = []
     test_sets: dict[str, set[int]] = {}  # dataset -> the test-set sizes our runs were evaluated on
+    ours_only = bool(table.get("ours_only"))
     for position, (name, values) in enumerate(table["rows"].items()):
-        theirs = dict(zip(columns, values))
+        theirs = {GFLOPS: None, **dict(zip(columns, values))}
         base = {"row": name, "position": position, "block": _block(table_id, name)}
         paper_line = {**base, "source": "paper", "note": "", **{c: _num(theirs[c]) for c in columns}}
         run_id = provided.get(name)
@@ -239,11 +274,17 @@ def build_frame(table_id: str, paper: Mapping, experiments: Mapping[str, Mapping
             ours = {**_our_values(runs, columns), **{c: theirs[c] for c in settings}}
             exp = experiments[run_id]
             test_sets.setdefault(exp["dataset"], set()).update(_test_set_sizes(runs))
-            lines += _ours_lines(base, paper_line, theirs, columns, ours, run_id, len(runs),
-                                 _our_note(runs, exp, paper, dataset_defaults))
+            ours["setting"] = setting_text(runs[0])
+            found = _ours_lines(base, paper_line, theirs, columns, ours, run_id, len(runs),
+                                _our_note(runs, exp, paper, dataset_defaults))
+            lines += found[:1] if ours_only else found
 
+    if ours_only:  # no paper line to show beside a not-run row
+        lines = [line for line in lines if line.get("source") != "paper"]
     frame = _lines_frame(lines, columns, settings)
-    frame.attrs.update(table_id=table_id, columns=columns, caption=table["caption"],
+    frame["setting"] = [line.get("setting", "") for line in lines]
+    frame.attrs.update(table_id=table_id, columns=columns, caption=table["caption"], ours_only=ours_only,
+                       paper_rows={name: dict(zip(columns, values)) for name, values in table["rows"].items()},
                        test_sets={d: sorted(n) for d, n in test_sets.items()}, paper_test_sets=paper.get("test_videos", {}))
     return frame
 
@@ -254,11 +295,11 @@ def _num(v: object) -> float:
 
 
 def _add_ratios(frame: pd.DataFrame, columns: list[str]) -> None:
-    """MeM / Speed divided by the reference row's (per block): the first of this paper's own rows."""
+    """MeM / Speed / GFLOPs divided by the reference row's (per block): the first of this paper's own rows."""
     own = frame[frame.status != "cited"]
     refs = own.groupby("block", sort=False).row.first().to_dict()
     frame.attrs["reference_rows"] = refs
-    for col in (c for c in EFFICIENCY_COLUMNS if c in columns):
+    for col in (c for c in RATIO if c in columns):
         out = []
         for r in frame.itertuples():
             ref = refs.get(r.block)
@@ -288,6 +329,8 @@ def _fmt_paper(v: object) -> str:
 def _fmt_ours(col: str, mean: float, std: float) -> str:
     if _isnan(mean):
         return "–"
+    if col == GFLOPS:  # tiny demo models count well under 1 GFLOP: significant digits, not decimals
+        return f"{mean:.3g}"
     digits = 0 if col == "MeM" else 1
     unit = " MB" if col == "MeM" else ""
     text = f"{mean:.{digits}f}"
@@ -343,21 +386,25 @@ def _table_name(table_id: str) -> str:
 
 
 def _grid(frame: pd.DataFrame, paper: Mapping) -> tuple[list[str], list[tuple[bool, list[str]]]]:
-    """Header and body lines [(starts a new paper row, cells)] shared by Markdown and LaTeX."""
-    table = paper["tables"][frame.attrs["table_id"]]
+    """Header and body lines [(starts a new paper row, cells)] shared by Markdown and LaTeX. An ours-only
+    table (results beyond the paper) has a setting column (each run's method, as it describes itself)."""
     columns = frame.attrs["columns"]
-    extras = [RATIO[c] for c in EFFICIENCY_COLUMNS if c in columns] + [BEST_EPOCH]
-    header = ["Method", "source"] + [HEADERS[c] for c in columns + extras]
+    extras = [RATIO[c] for c in RATIO if c in columns] + [BEST_EPOCH]
+    setting = ["setting"] if frame.attrs.get("ours_only") else []
+    header = ["Method", "source"] + [HEADERS[c] for c in setting + columns + extras]
     body, last = [], None
     for _, r in frame.iterrows():
-        raw = dict(zip(columns, table["rows"][r.row]))
+        raw = frame.attrs["paper_rows"][r.row]
         first = r.row != last
-        body.append((first, [r.row if first else "", _source_label(r)] + _cells(r, columns, extras, raw)))
+        body.append((first, [r.row if first else "", _source_label(r)] + [r[c] for c in setting]
+                     + _cells(r, columns, extras, raw)))
         last = r.row
     return header, body
 
 
-def _headline(table_id: str, label: str) -> str:
+def _headline(table_id: str, label: str, ours_only: bool = False) -> str:
+    if ours_only:
+        return f"Results beyond the paper — {'demo numbers (synthetic data, tiny model)' if label == 'demo' else label}"
     if label == "demo":
         return (f"{_table_name(table_id)} — demo numbers (synthetic data, tiny model pretrained by the demo), "
                 "beside the paper's")
@@ -394,6 +441,7 @@ def _footnotes(frame: pd.DataFrame) -> list[str]:
     notes = []
     if "MeM" in columns or "Speed" in columns:
         notes += _efficiency_footnotes(frame)
+    notes.append(GFLOPS_NOTE + " '÷ ref' of GFLOPs: ours divided by the reference row's.")
     if any(c in SETTING_COLUMNS for c in columns):
         notes.append("Setting columns (" + ", ".join(c for c in columns if c in SETTING_COLUMNS)
                      + ") are the paper's values on every line.")
@@ -404,8 +452,12 @@ def _footnotes(frame: pd.DataFrame) -> list[str]:
                      "sha256 of the weights it recorded). Its numbers are ours, not a reproduction of the row.")
     if frame.attrs.get("test_sets"):
         notes.append(_test_set_note(frame.attrs["test_sets"], frame.attrs.get("paper_test_sets") or {}))
-    notes.append("ours − paper: differences on the retrieval columns (R@k in points, MdR/MnR in ranks). "
-                 "Ours = last-epoch model, mean ± std over seeds when there are several.")
+    if frame.attrs.get("ours_only"):
+        notes.append("No paper numbers: these settings are not in the paper. Ours = last-epoch model, mean ± std "
+                     "over seeds when there are several; a training-free row evaluates another run's weights.")
+    else:
+        notes.append("ours − paper: differences on the retrieval columns (R@k in points, MdR/MnR in ranks). "
+                     "Ours = last-epoch model, mean ± std over seeds when there are several.")
     notes.append("best-epoch T→V R@1 (test-selected): the original code's protocol, choosing the epoch with the "
                  "best T→V R@1 on the test split itself (optimistic); shown beside, never instead of, ours.")
     notes.append("cited: another paper's numbers as printed in this paper; not run here.")
@@ -414,7 +466,7 @@ def _footnotes(frame: pd.DataFrame) -> list[str]:
 
 def to_markdown(frame: pd.DataFrame, paper: Mapping, label: str) -> str:
     table_id = frame.attrs["table_id"]
-    out = [f"# {_headline(table_id, label)}", ""]
+    out = [f"# {_headline(table_id, label, frame.attrs.get('ours_only', False))}", ""]
     if label == "demo":
         out += [f"**{DEMO_NOTE}**", ""]
     out += [f"> {frame.attrs['caption']}", ""]
@@ -443,7 +495,7 @@ def to_latex(frame: pd.DataFrame, paper: Mapping, label: str) -> str:
     demo_notes = [DEMO_NOTE] + ([DEMO_EFFICIENCY_NOTE] if frame.attrs.get("efficiency_withheld") else [])
     # LaTeX carries no footnotes: the demo's notes ride in the caption, so a "–" cell is never unexplained
     caption = frame.attrs["caption"] + (f" [{' '.join(demo_notes)}]" if label == "demo" else "")
-    out = [f"% {_headline(table_id, label)}", r"\begin{table*}[t]", r"\centering", r"\scriptsize",
+    out = [f"% {_headline(table_id, label, frame.attrs.get('ours_only', False))}", r"\begin{table*}[t]", r"\centering", r"\scriptsize",
            rf"\caption{{{latex_escape(caption)}}}", rf"\label{{tab:{table_id}}}",
            r"\begin{tabular}{ll" + "r" * (len(header) - 2) + "}", r"\toprule",
            " & ".join(latex_escape(h) for h in header) + r" \\", r"\midrule"]
