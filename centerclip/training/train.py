@@ -15,6 +15,9 @@ master weights), fp32 on CPU. Writes into DIR: ``last.pt`` (resume state, every 
 ``train.eval_every_epoch``), ``train_log.jsonl`` (one line per step) and ``train_summary.json``.
 A restarted job resumes from ``last.pt``: data order, frame sampling and random token selection
 depend only on (seed, epoch, step), so it ends with the same weights as an uninterrupted run.
+SIGTERM or SIGUSR1 (a scheduler's wall-time warning, ``scancel``, preemption) stops the job after the
+step it is in: it writes ``last.pt`` at that step and exits with status 75
+(:data:`~centerclip.training.interrupt.RESUMABLE_EXIT`); every rank stops at the same step.
 
 ``last.pt`` records the :func:`~centerclip.training.identity.run_identity` of the settings it was trained with. A ``last.pt``
 written for other settings (or by an older version, without an identity) is never resumed: it is
@@ -48,6 +51,7 @@ from centerclip.model.retrieval import RetrievalModel
 from centerclip.training.checkpoint import build_clip
 from centerclip.training.distributed import World, all_gather_objects, barrier, close_world, init_world
 from centerclip.training.identity import pretrained_sha256, run_identity, weights_record
+from centerclip.training.interrupt import RESUMABLE_EXIT, Interrupted, StopSignals
 from centerclip.training.objective import lr_factor, make_optimizer
 from centerclip.training.resume import Progress, resume_or_start, save_state
 from centerclip.training.settings import RunConfig
@@ -115,9 +119,12 @@ def _log_step(log_path: Path, epoch: int, step: int, total: int, loss: float, lr
 
 
 def _train_epochs(cfg: RunConfig, world: World, dataset: VideoTextDataset, train_step: TrainStep, micro: int,
-                  steps_per_epoch: int, progress: Progress, save: Callable[[], None], out_dir: Path) -> None:
+                  steps_per_epoch: int, progress: Progress, save: Callable[[], None], out_dir: Path,
+                  stop: StopSignals) -> None:
     """The epochs from ``progress`` on: one optimiser step per global batch, a log line per step, the
-    resume state at epoch ends (and every ``checkpoint_every_steps``), the per-epoch test metrics."""
+    resume state at epoch ends (and every ``checkpoint_every_steps``), the per-epoch test metrics.
+    After a step during which ``stop`` received a signal (on any rank): the resume state of that step,
+    then :class:`Interrupted`."""
     ts, device = cfg.train, world.device
     per_rank = micro * ts.grad_accum
     total_steps = steps_per_epoch * ts.epochs
@@ -154,6 +161,11 @@ def _train_epochs(cfg: RunConfig, world: World, dataset: VideoTextDataset, train
                               ts.batch_size / dt)
                 bar.update(1)
                 bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}")
+                if stop.agreed(world):
+                    last_of_epoch = in_epoch + 1 == steps_per_epoch
+                    progress.epoch, progress.in_epoch = (epoch + 1, 0) if last_of_epoch else (epoch, in_epoch + 1)
+                    save()  # an epoch's evaluation, if due, is done by the resumed job
+                    raise Interrupted(progress.step, stop.received)
                 if ts.checkpoint_every_steps and progress.step % ts.checkpoint_every_steps == 0 \
                         and in_epoch + 1 < steps_per_epoch:
                     progress.epoch, progress.in_epoch = epoch, in_epoch + 1
@@ -199,8 +211,12 @@ def _summary(cfg: RunConfig, world: World, dataset: VideoTextDataset, micro: int
     }
 
 
-def run(cfg: RunConfig, out_dir: Path, world: World | None = None, settings_file: str | None = None) -> dict:
+def run(cfg: RunConfig, out_dir: Path, world: World | None = None, settings_file: str | None = None,
+        stop: StopSignals | None = None) -> dict:
     """Train one configuration; returns the training summary (written to DIR by rank 0).
+
+    ``stop``: an active :class:`~centerclip.training.interrupt.StopSignals`; after a step during which it
+    received SIGTERM / SIGUSR1 the resume state is written and :class:`Interrupted` raised.
 
     Set-up (data, weights, model, optimizer), resume or start (:func:`~centerclip.training.resume.resume_or_start`), the epochs
     (:func:`_train_epochs`), then checkpoint.pt and train_summary.json. ``settings_file`` (the run
@@ -233,7 +249,8 @@ def run(cfg: RunConfig, out_dir: Path, world: World | None = None, settings_file
     model.train()
     t_start = time.perf_counter()
     _train_epochs(cfg, world, dataset, train_step, micro, steps_per_epoch, progress,
-                  lambda: save_state(last, train_step, world, progress, precision, identity), out_dir)
+                  lambda: save_state(last, train_step, world, progress, precision, identity), out_dir,
+                  stop or StopSignals())
     summary = _summary(cfg, world, dataset, micro, progress, resumed_at, set_aside, identity,
                        weights_record(cfg.model, weights_sha256), time.perf_counter() - t_start, precision, out_dir)
     if world.is_main:
@@ -265,7 +282,12 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO if world.is_main else logging.WARNING,
                             format=f"%(asctime)s %(name)s[rank {world.rank}] %(message)s", stream=sys.stderr)
         cfg = RunConfig.load(args.run_config)
-        run(cfg, Path(args.out_dir), world, settings_file=args.run_config)
+        # a signal during set-up or the final writes is honoured at the next step boundary, or not at all
+        with StopSignals() as stop:
+            run(cfg, Path(args.out_dir), world, settings_file=args.run_config, stop=stop)
+    except Interrupted as exc:
+        log.warning("%s (exit status %d)", exc, RESUMABLE_EXIT)
+        return RESUMABLE_EXIT
     except (TrainingError, ValueError, KeyError, FileNotFoundError) as exc:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr)
         log.error("%s", exc)
