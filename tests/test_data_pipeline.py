@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from centerclip.data.compress import compress_video
-from centerclip.data.datasets import CLIP_MEAN, CLIP_STD, VideoTextDataset, sample_frame_indices
-from centerclip.data.frame_cache import FrameCache, _jpeg_decode, build_frame_cache, centre_crop, decode_video
+from centerclip.data.datasets import CLIP_MEAN, CLIP_STD, VideoTextDataset, normalise_frames, sample_frame_indices
+from centerclip.data.frame_cache import FrameCache, _jpeg_decode, build_frame_cache, centre_crop
 from centerclip.data.layouts import AnnotationError, read_manifest, write_manifest
 from centerclip.data.parsers import msrvtt_manifest
 from centerclip.data.synthetic.render import render_frames
@@ -102,16 +102,36 @@ def test_malformed_annotations_name_file_and_line(twin, tmp_path):
         msrvtt_manifest(ann, tmp_path)
 
 
+def test_centre_crop_by_hand():
+    frames = np.arange(4 * 6).reshape(1, 4, 6, 1).repeat(3, axis=3).astype(np.uint8)  # pixel value = 6 row + col
+    np.testing.assert_array_equal(centre_crop(frames, 2)[0, :, :, 0], [[8, 9], [14, 15]])  # rows 1-2, cols 2-3
+    np.testing.assert_array_equal(centre_crop(frames, 3)[0, :, :, 0], [[1, 2, 3], [7, 8, 9], [13, 14, 15]])
+    assert (centre_crop(frames, 2)[..., 1:] == centre_crop(frames, 2)[..., :1]).all()  # every channel alike
+    # a side shorter than the crop is zero-padded around the frame, centred
+    wide = np.full((1, 1, 4, 3), 200, dtype=np.uint8)
+    np.testing.assert_array_equal(centre_crop(wide, 3)[0, :, :, 0], [[0, 0, 0], [200, 200, 200], [0, 0, 0]])
+
+
 def test_cache_holds_every_frame_centre_cropped(cache):
     path, compressed, bad, _ = cache
     fc = FrameCache(path)
     assert len(fc) == len(compressed)
-    for vid, mp4 in compressed[:3]:
-        direct = centre_crop(decode_video(mp4), 224)
+    import decord
+
+    shapes = set()
+    for vid, mp4 in compressed:
+        # the frames decord reads from the compressed file, cut to their centre 224 x 224 here
+        full = decord.VideoReader(str(mp4), num_threads=1)
+        full = full.get_batch(list(range(len(full)))).asnumpy()
+        h, w = full.shape[1:3]
+        shapes.add((h, w))
+        top, left = (h - 224) // 2, (w - 224) // 2
+        direct = full[:, top:top + 224, left:left + 224]
         assert fc.num_frames(vid) == len(direct)
         np.testing.assert_array_equal(fc.read(vid, np.arange(len(direct))), direct)
         idx = [len(direct) - 1, 0, 0]  # unsorted, repeated
         np.testing.assert_array_equal(fc.read(vid, idx), direct[idx])
+    assert {(224, 298), (298, 224)} <= shapes  # landscape and portrait: the crop cuts either side
     with h5py.File(path) as f:
         assert f["frames"].dtype == np.uint8 and f["frames"].shape[1:] == (224, 224, 3)
         assert f.attrs["n_videos"] == len(compressed)
@@ -176,6 +196,25 @@ def test_frame_sampling_rules():
     assert len(set(idx.tolist())) == 12 and mask.all()
 
 
+def test_frames_are_scaled_to_0_1_then_clip_normalised():
+    # CLIP was trained on (pixel / 255 - mean) / std: known values per channel for black, white and grey
+    frames = np.zeros((2, 1, 3, 3), dtype=np.uint8)  # [T, H, W, 3]
+    frames[0, 0, 0] = 255  # white
+    frames[0, 0, 1] = 128
+    frames[1, 0, 2] = (255, 0, 51)
+    x = normalise_frames(frames)
+    assert x.shape == (2, 3, 1, 3) and x.dtype == torch.float32
+    white = [(1 - 0.48145466) / 0.26862954, (1 - 0.4578275) / 0.26130258, (1 - 0.40821073) / 0.27577711]
+    black = [-0.48145466 / 0.26862954, -0.4578275 / 0.26130258, -0.40821073 / 0.27577711]
+    grey = [(128 / 255 - 0.48145466) / 0.26862954, (128 / 255 - 0.4578275) / 0.26130258,
+            (128 / 255 - 0.40821073) / 0.27577711]
+    mixed = [white[0], black[1], (51 / 255 - 0.40821073) / 0.27577711]
+    expected = torch.tensor([[white, grey, black], [black, black, mixed]])
+    # expected[t, w] holds the 3 channels of pixel (0, w) of frame t: same layout as x[t, :, 0, w]
+    torch.testing.assert_close(x[:, :, 0, :].permute(0, 2, 1), expected, rtol=0, atol=1e-6)
+    assert x[0, 0, 0, 0].item() == pytest.approx(1.9303363, abs=1e-6)  # channel 0 of white, by hand
+
+
 def test_dataset_items(cache):
     path, _, _, manifest = cache
     pairs = list(zip(manifest.video_id, manifest.caption))
@@ -183,11 +222,16 @@ def test_dataset_items(cache):
     item = ds[0]
     assert item["video"].shape == (12, 3, 224, 224) and item["video"].dtype == torch.float32
     assert item["tokens"].shape == (32,) and item["tokens"][0] == 49406
-    # CLIP normalisation: a black pixel maps to -mean/std
-    lo = torch.tensor([-m / s for m, s in zip(CLIP_MEAN, CLIP_STD)])
-    assert (item["video"].amin(dim=(0, 2, 3)) >= lo - 1e-5).all()
     # same (seed, epoch, item) -> same frames; another epoch -> possibly other frames, same shape
     torch.testing.assert_close(ds[0]["video"], item["video"])
+    # the model input is the cached uint8 frames at the evaluation positions, scaled to [0, 1] and
+    # CLIP-normalised, written out here in float64: (pixel / 255 - mean) / std per channel
+    evaluation = VideoTextDataset(path, pairs, num_frames=12, context_length=32, train=False)[0]
+    fc = FrameCache(path)
+    idx, _ = sample_frame_indices(fc.num_frames(pairs[0][0]), 12, train=False)
+    pixels = fc.read(pairs[0][0], idx).astype(np.float64).transpose(0, 3, 1, 2)  # [T, 3, H, W]
+    expected = (pixels / 255.0 - np.array(CLIP_MEAN)[:, None, None]) / np.array(CLIP_STD)[:, None, None]
+    np.testing.assert_allclose(evaluation["video"].numpy(), expected, rtol=0, atol=1e-5)
     # a video recorded as bad is left out (and said so); an unknown one means a wrong cache
     ds = VideoTextDataset(path, pairs + [("broken", "x")], 12, 32, train=False)
     assert len(ds) == len(pairs) and [v for v, _ in ds.dropped] == ["broken"]

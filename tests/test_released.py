@@ -57,6 +57,18 @@ def test_reductions_of_the_released_settings():
     assert reduction_from_hparams(hparams("eclip_msrvtt_80", aggregation="None"), 32).method == "centerclip"
 
 
+# The original's spectral KNN graph: spectral_knn_k itself from 5 on, below 5 its automatic
+# k = 5 x frames per segment (+5 for ViT-B/16). lsmdc_22 has 2 frames per segment, lsmdc_23 3.
+@pytest.mark.parametrize("checkpoint,patch_size,automatic", [
+    ("eclip_new_abla_lsmdc_22", 32, 10), ("eclip_new_abla_lsmdc_22", 16, 15),
+    ("eclip_new_abla_lsmdc_23", 32, 15), ("eclip_new_abla_lsmdc_23", 16, 20),
+])
+def test_spectral_knn_k_from_5_on_is_taken_as_given(checkpoint, patch_size, automatic):
+    knn = {k: reduction_from_hparams(hparams(checkpoint, spectral_knn_k=k), patch_size).stages[0].knn
+           for k in (1, 4, 5, 6)}
+    assert knn == {1: automatic, 4: automatic, 5: 5, 6: 6}
+
+
 @pytest.mark.parametrize("key,value", [
     ("sim_header", "seqTransf"), ("linear_patch", "3d"), ("cluster_embedding", 1), ("time_embedding", 1),
     ("deep_cluster", 1), ("cluster_algo", "token_shift"), ("cluster_distance", "cosine"), ("aggregation", "mean"),
@@ -116,8 +128,14 @@ def test_load_reads_the_released_zip_as_the_authors_model(tmp_path, weights):
     expected = RetrievalModel(CLIP.from_state_dict(weights), TokenReduction(
         "centerclip", (ClusterStage(6, 6, 49, distance_p=1.0),))).eval()
     video, mask = torch.randn(2, 12, 3, 224, 224, generator=torch.Generator().manual_seed(0)), torch.ones(2, 12, dtype=torch.bool)
+    euclidean = RetrievalModel(CLIP.from_state_dict(weights), TokenReduction(
+        "centerclip", (ClusterStage(6, 6, 49),))).eval()
     with torch.no_grad():
-        assert torch.equal(model.encode_video(video, mask), expected.encode_video(video, mask))
+        got = model.encode_video(video, mask)
+        assert torch.equal(got, expected.encode_video(video, mask))
+        # and the L1 distance is used: a model that clusters with L2 (even if both models above
+        # silently did) encodes this video differently
+        assert (got[:1] - euclidean.encode_video(video[:1], mask[:1])).abs().max() > 1e-3
 
 
 def test_load_reads_an_extracted_folder_and_fp16_weights(tmp_path, weights):

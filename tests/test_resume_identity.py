@@ -8,6 +8,7 @@ import os
 
 import pytest
 import torch
+import yaml
 from run_settings import TINY_MODEL, run_dict
 
 from centerclip.data.digests import file_sha256
@@ -15,6 +16,7 @@ from centerclip.data.upstreams import UPSTREAMS, openai_release
 from centerclip.training.evaluate import main as evaluate_main
 from centerclip.training.settings import RunConfig
 from centerclip.training.identity import checkpoint_identity, run_identity, weights_record
+from centerclip.training.run_folder import FinishedCheckpointError, keep_finished_checkpoint
 from centerclip.training.train import run
 
 # 16 training pairs: batch 8 -> 2 steps per epoch; no per-epoch evaluation unless a test asks
@@ -99,6 +101,51 @@ def test_settings_that_do_not_change_the_weights_keep_the_identity(tiny_dataset)
         change(other)
         assert run_identity(other) != run_identity(d)
     assert run_identity(d, "a" * 64) != run_identity(d, "b" * 64) != run_identity(d)  # the weights file's bytes
+
+
+def _finished_run_folder(out, raw):
+    """A run folder as a finished training leaves it (checkpoint.pt in the layout train.py writes:
+    the run config and a summary naming the run's identity), plus a file that is not a run result."""
+    out.mkdir()
+    torch.save({"model": {}, "run_config": raw, "summary": {"run_identity": run_identity(raw)}}, out / "checkpoint.pt")
+    files = {"train_summary.json": "{}", "metrics.json": "{}", "metrics_epoch1.json": "{}", "train_log.jsonl": "",
+             "run.yaml": "kept in place"}
+    for name, text in files.items():
+        (out / name).write_text(text)
+    return sorted(p.name for p in out.iterdir())
+
+
+def test_a_finished_checkpoint_of_the_same_settings_is_never_replaced(tmp_path):
+    """The workflow calls keep_finished_checkpoint before any training that would overwrite a
+    checkpoint.pt. Same settings (a newer input, --forcerun): it stops, and moves or deletes nothing,
+    even with result-neutral settings changed (the identity ignores them)."""
+    raw = {"run_id": "tiny/test/seed42", "model": TINY_MODEL, "train": {"lr": 1e-3, "num_workers": 2}}
+    out = tmp_path / "run"
+    before = _finished_run_folder(out, raw)
+    run_yaml = tmp_path / "run.yaml"
+    run_yaml.write_text(yaml.safe_dump({**raw, "train": {"lr": 1e-3, "num_workers": 8}}))
+    with pytest.raises(FinishedCheckpointError, match="exactly the settings of .*Nothing was deleted"):
+        keep_finished_checkpoint(out, run_yaml)
+    assert sorted(p.name for p in out.iterdir()) == before and not (out / "superseded").exists()
+    assert checkpoint_identity(out / "checkpoint.pt") == run_identity(raw)
+
+
+def test_a_finished_checkpoint_of_other_settings_is_set_aside(tmp_path):
+    """Edited settings (another lr): the old run's checkpoint and results move to superseded/<time>/
+    untouched, the function returns that folder, and training may go on; other files stay."""
+    raw = {"run_id": "tiny/test/seed42", "model": TINY_MODEL, "train": {"lr": 1e-3}}
+    out = tmp_path / "run"
+    _finished_run_folder(out, raw)
+    old = (out / "checkpoint.pt").read_bytes()
+    run_yaml = tmp_path / "run.yaml"
+    run_yaml.write_text(yaml.safe_dump({**raw, "train": {"lr": 5e-4}}))
+    moved = keep_finished_checkpoint(out, run_yaml)
+    assert moved is not None and moved.parent == out / "superseded"
+    assert sorted(p.name for p in moved.iterdir()) == ["checkpoint.pt", "metrics.json", "metrics_epoch1.json",
+                                                       "train_log.jsonl", "train_summary.json"]
+    assert (moved / "checkpoint.pt").read_bytes() == old
+    assert sorted(p.name for p in out.iterdir()) == ["run.yaml", "superseded"]
+    assert keep_finished_checkpoint(out, run_yaml) is None  # no checkpoint left: nothing to guard
 
 
 def test_partial_state_resumes_after_a_result_neutral_change(tiny_dataset, tmp_path, monkeypatch):

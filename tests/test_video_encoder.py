@@ -203,3 +203,31 @@ def test_a_trace_reports_which_patches_each_stage_keeps_without_changing_the_for
         encode_segments(visual, video, mask, TokenReduction("pooling", (ClusterStage(2, 4, 5), ClusterStage(3, 2, 3))),
                         trace=trace)
     assert [(stage.block, kept) for stage, kept in trace] == [(2, None), (3, None)]
+
+
+def test_a_distance_p_1_stage_keeps_the_l1_medoids_not_the_euclidean_ones():
+    """Two of the authors' released MSR-VTT checkpoints cluster with the L1 distance (``distance_p=1``).
+    One segment of two frames whose patch tokens form two far-apart groups (frame 0: around the
+    origin, frame 1: around 100·e0): k-medoids with k = 2 keeps one medoid per group, and each is the
+    group's 1-medoid, the token with the smallest sum of distances to its group, here computed by
+    brute force with ``torch.cdist(p=1)``. The groups are chosen so that the L1 and the L2 1-medoids
+    differ in both: a stage that clustered with the Euclidean distance keeps other tokens."""
+    n, w = 8, 4
+    g = torch.Generator().manual_seed(38)
+    scale = torch.tensor([3.0, 1.0, 0.3, 0.1])  # anisotropic, so that L1 and L2 disagree
+    far = torch.tensor([100.0, 0.0, 0.0, 0.0])
+    groups = [torch.randn(n, w, generator=g) * scale, torch.randn(n, w, generator=g) * scale + far]
+    x = torch.cat([torch.zeros(2, 1, w), torch.stack(groups)], dim=1)  # [frames, CLS + patches, W]
+
+    def one_medoid(group, p):
+        return int(torch.cdist(group[None].double(), group[None].double(), p=p)[0].sum(dim=1).argmin())
+
+    l1 = [one_medoid(groups[0], 1), n + one_medoid(groups[1], 1)]  # indices into the segment's 2n tokens
+    l2 = [one_medoid(groups[0], 2), n + one_medoid(groups[1], 2)]
+    assert l1[0] != l2[0] and l1[1] != l2[1]  # the data tell the two distances apart
+    seg_mask = torch.ones(1, 2, dtype=torch.bool)
+    out, _ = reduce_tokens(x, seg_mask, ClusterStage(0, 1, 2, distance_p=1.0), "centerclip", training=False)
+    tokens = x[:, 1:].reshape(2 * n, w)
+    assert torch.equal(out[0, 1:], tokens[l1])
+    out2, _ = reduce_tokens(x, seg_mask, ClusterStage(0, 1, 2), "centerclip", training=False)
+    assert torch.equal(out2[0, 1:], tokens[l2])  # the default stage is the paper's Euclidean one
