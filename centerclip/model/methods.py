@@ -207,10 +207,12 @@ def build_method(name: str, params: Mapping[str, Any]) -> ReductionMethod:
 
 def import_plugins(plugins: Sequence[str], base: str | Path | None = None) -> None:
     """Import each plug-in: a module name (found on sys.path, with ``base`` first) or the path of a
-    ``.py`` file (relative to ``base``). Importing registers its methods."""
+    ``.py`` file (relative to ``base``); ``base`` defaults to the working directory, where the workflow
+    runs every job. Importing registers its methods; importing twice does nothing."""
+    base = Path.cwd() if base is None else Path(base)
     for plugin in plugins:
         if plugin.endswith(".py"):
-            path = Path(plugin) if base is None else Path(base) / plugin
+            path = base / plugin
             if not path.is_file():
                 raise ValueError(f"plug-in {plugin!r}: no such file {path.resolve()}")
             module_name = f"centerclip_plugin_{path.stem}"
@@ -221,13 +223,13 @@ def import_plugins(plugins: Sequence[str], base: str | Path | None = None) -> No
             sys.modules[module_name] = module
             spec.loader.exec_module(module)
             continue
-        if base is not None and str(base) not in sys.path:
+        if str(base) not in sys.path:
             sys.path.insert(0, str(base))
         try:
             importlib.import_module(plugin)
         except ModuleNotFoundError as exc:
             raise ValueError(f"plug-in {plugin!r} cannot be imported ({exc}); give a module on the Python path "
-                             f"or the path of its .py file relative to {base or 'the working directory'}") from None
+                             f"or the path of its .py file relative to {base}") from None
 
 
 # --- parameters <-> plain data <-> JSON schema, from the dataclass's type hints --------------------------

@@ -75,7 +75,7 @@ class RunConfig:
     def from_dict(cls, d: dict) -> "RunConfig":
         try:
             # a plug-in's methods must be registered before the reduction section is read
-            import_plugins(d.get("plugins") or [], base=os.getcwd())
+            import_plugins(d.get("plugins") or [])
             return cls(
                 run_id=d["run_id"], dataset=d["dataset"], cache=d["cache"], manifest=d["manifest"],
                 model=dict(d["model"]), reduction=TokenReduction.from_dict(d.get("reduction", {})),
