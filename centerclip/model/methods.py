@@ -39,6 +39,7 @@ A minimal method (``docs/add-a-method.md`` walks through it)::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -171,13 +172,19 @@ def register_method(name: str):
         if not (isinstance(cls, type) and issubclass(cls, ReductionMethod) and dataclasses.is_dataclass(cls)):
             raise TypeError(f"register_method({name!r}): {cls!r} must be a dataclass subclassing ReductionMethod")
         known = _REGISTRY.get(name)
-        if known is not None and known.__qualname__ != cls.__qualname__:
+        # the same class imported again (a module reloaded) may re-register; another class may not
+        if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
             raise ValueError(f"token-reduction method {name!r} is already registered by "
                              f"{known.__module__}.{known.__qualname__}")
         cls.name = name
         _REGISTRY[name] = cls
         return cls
     return register
+
+
+def is_plugin_method(name: str) -> bool:
+    """Whether method ``name`` comes from a plug-in (not from :mod:`centerclip.model.builtin_methods`)."""
+    return method_class(name).__module__ != "centerclip.model.builtin_methods"
 
 
 def method_names() -> tuple[str, ...]:
@@ -201,6 +208,9 @@ def build_method(name: str, params: Mapping[str, Any]) -> ReductionMethod:
     if unknown:
         raise ValueError(f"method {name!r} takes no parameter {', '.join(unknown)}"
                          + (f" (its parameters: {', '.join(fields)})" if fields else " (it has no parameters)"))
+    missing = [f for f, spec in fields.items() if _has_no_default(spec) and f not in params]
+    if missing:
+        raise ValueError(f"method {name!r} needs parameter {', '.join(missing)} (its parameters: {', '.join(fields)})")
     hints = typing.get_type_hints(cls)
     return cls(**{k: _convert(hints[k], v, f"{name}.{k}") for k, v in params.items()})
 
@@ -208,28 +218,45 @@ def build_method(name: str, params: Mapping[str, Any]) -> ReductionMethod:
 def import_plugins(plugins: Sequence[str], base: str | Path | None = None) -> None:
     """Import each plug-in: a module name (found on sys.path, with ``base`` first) or the path of a
     ``.py`` file (relative to ``base``); ``base`` defaults to the working directory, where the workflow
-    runs every job. Importing registers its methods; importing twice does nothing."""
+    runs every job. Importing registers its methods; importing twice does nothing. ValueError naming
+    the plug-in when it cannot be found or fails while importing."""
     base = Path.cwd() if base is None else Path(base)
     for plugin in plugins:
-        if plugin.endswith(".py"):
-            path = base / plugin
-            if not path.is_file():
-                raise ValueError(f"plug-in {plugin!r}: no such file {path.resolve()}")
-            module_name = f"centerclip_plugin_{path.stem}"
-            if module_name in sys.modules:
-                continue
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module
-            spec.loader.exec_module(module)
-            continue
-        if str(base) not in sys.path:
-            sys.path.insert(0, str(base))
         try:
-            importlib.import_module(plugin)
-        except ModuleNotFoundError as exc:
-            raise ValueError(f"plug-in {plugin!r} cannot be imported ({exc}); give a module on the Python path "
-                             f"or the path of its .py file relative to {base}") from None
+            _import_plugin(plugin, base)
+        except ValueError:
+            raise
+        except Exception as exc:  # the plug-in's own code failed: say which plug-in, and what
+            raise ValueError(f"plug-in {plugin!r} failed while importing: {type(exc).__name__}: {exc}") from exc
+
+
+def _import_plugin(plugin: str, base: Path) -> None:
+    if plugin.endswith(".py"):
+        path = (base / plugin).resolve()
+        if not path.is_file():
+            raise ValueError(f"plug-in {plugin!r}: no such file {path}")
+        # named after the resolved path, so that a/m.py and b/m.py are two modules
+        module_name = f"centerclip_plugin_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+        if module_name in sys.modules:
+            return
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]  # a retry imports it again instead of finding a half module
+            raise
+        return
+    if str(base) not in sys.path:
+        sys.path.insert(0, str(base))
+    try:
+        importlib.import_module(plugin)
+    except ModuleNotFoundError as exc:
+        if exc.name != plugin and not plugin.startswith(f"{exc.name}."):
+            raise  # the plug-in was found; something it imports was not
+        raise ValueError(f"plug-in {plugin!r} cannot be imported ({exc}); give a module on the Python path "
+                         f"or the path of its .py file relative to {base}") from None
 
 
 # --- parameters <-> plain data <-> JSON schema, from the dataclass's type hints --------------------------
