@@ -2,6 +2,7 @@
 # the "{wildcard}" strings), input functions <thing>_inputs; constants are in CAPS. The config was
 # validated and the experiment table (EXPERIMENTS, DATASET_DEFAULTS, LEFT_OUT) loaded in the Snakefile.
 import os
+import re
 
 from centerclip.data.upstreams import UPSTREAMS, missing_files
 from workflow_config import (
@@ -22,10 +23,12 @@ LOGS = os.path.join(RESULTS, "logs")
 DIGESTS = os.path.join(DATA, "download_digests.tsv")
 BENCH = os.path.join(RESULTS, "benchmarks")
 ENV = "../environment.yml"
-TABLES = [f"table{n}" for n in range(1, 10)]
+# the paper's Tables 1-9, then ours only: results beyond the paper (config/paper_numbers.yaml, ours_only)
+TABLES = [f"table{n}" for n in range(1, 10)] + ["beyond"]
 # Table 3 is two sub-tables in the paper (training on 7K and on 9K); table3.md holds both
 TABLE_PARTS = {t: [t] for t in TABLES} | {"table3": ["table3a", "table3b"]}
-FIGURES = ["figure3", "figure4", "figure5"]
+# the paper's Figures 3-5, then ours only: R@1 against GFLOPs per video of training-free budget sweeps
+FIGURES = ["figure3", "figure4", "figure5", "tradeoff"]
 # Backbones the workflow pretrains itself (the demo), by their file name under <data_dir>/models/ without
 # its extension -> the backbone's name.
 PRETRAINED_HERE = pretrained_here(config)
@@ -37,7 +40,7 @@ wildcard_constraints:
     seed=r"\d+",
     shard=r"\d+",
     split="[A-Za-z0-9]+",
-    table=r"table\d",
+    table="|".join(TABLES),
 
 
 def dataset_cfg(dataset):
@@ -129,6 +132,24 @@ def run_path(dataset, experiment, seed):
 def run_file_path(name):
     """Path pattern of one file of a run folder, with the {dataset}/{experiment}/{seed} wildcards."""
     return os.path.join(run_path("{dataset}", "{experiment}", "{seed}"), name)
+
+
+def experiments_pattern(names):
+    """A wildcard constraint matching exactly these experiment ids (none: nothing)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+# Experiments that are not trained (training_free: <experiment>) and those that are: rule train makes the
+# checkpoint.pt of the latter, rule training_free_checkpoint of the former, so no run has two rules.
+TRAINING_FREE = [e for e, exp in EXPERIMENTS.items() if exp.get("training_free")]
+TRAINED = [e for e in EXPERIMENTS if e not in TRAINING_FREE]
+
+
+def training_free_source_path(wildcards):
+    """checkpoint.pt of the run whose weights a training-free run evaluates: its training_free experiment's,
+    the same seed."""
+    source = EXPERIMENTS[wildcards.experiment]["training_free"]
+    return os.path.join(run_path(wildcards.dataset, source, wildcards.seed), "checkpoint.pt")
 
 
 def metrics_paths(experiment):

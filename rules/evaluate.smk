@@ -12,6 +12,7 @@ rule evaluate:
     params:
         # what metrics.json holds; a metrics.json written before the encoder's GFLOPs were counted is redone
         records="retrieval, efficiency incl. gflops_per_video",
+        out_dir=lambda wc: run_path(wc.dataset, wc.experiment, wc.seed),
     threads: config["job_threads"]
     resources:
         mem_mb=8000,
@@ -23,5 +24,6 @@ rule evaluate:
     conda:
         ENV
     shell:
-        "OMP_NUM_THREADS={threads} \"$CENTERCLIP_PYTHON\" -m centerclip.training.evaluate --checkpoint {input.checkpoint} --out {output}"
+        "OMP_NUM_THREADS={threads} \"$CENTERCLIP_PYTHON\" -m centerclip.training.run_lock {params.out_dir} --"
+        " \"$CENTERCLIP_PYTHON\" -m centerclip.training.evaluate --checkpoint {input.checkpoint} --out {output}"
         " > {log} 2>&1"

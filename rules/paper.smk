@@ -1,4 +1,5 @@
-# Tables 1-9 and Figures 3-5: our numbers beside the paper's, and the Snakemake report.
+# Tables 1-9 and Figures 3-5: our numbers beside the paper's, and the Snakemake report; beyond the paper, the
+# `beyond` table and the trade-off figure (our runs only).
 
 
 rule table:
@@ -77,3 +78,25 @@ rule figure5:
         ENV
     script:
         "../workflow_scripts/render_figure5.py"
+
+
+rule tradeoff:
+    """Beyond the paper: T->V R@1 against the video encoder's GFLOPs per video of each method's training-free
+    budget sweep (rows tradeoff_<series>), the fine-tuned meanP run as the reference (row tradeoff)."""
+    input:
+        # lambdas: which runs exist is decided when the figure is planned, not when any target parses
+        metrics=lambda wc: metrics_inputs("tradeoff"),
+    output:
+        png=report(os.path.join(RESULTS, "figures", "tradeoff.png"), category="Figures", caption="../report/tradeoff.rst"),
+        pdf=os.path.join(RESULTS, "figures", "tradeoff.pdf"),
+    params:
+        metrics_by_experiment=lambda wc: metrics_by_experiment("tradeoff"),
+        # every run the figure shows, those only_experiments leaves out included (listed as not run)
+        experiments=lambda wc: table_experiments("tradeoff"),
+        label=config["label"],
+    log:
+        os.path.join(LOGS, "figure", "tradeoff.log"),
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/render_tradeoff.py"

@@ -1,4 +1,4 @@
-# One training job per (dataset, experiment, seed).
+# One training job per (dataset, experiment, seed); a training-free run's checkpoint is another run's weights.
 from workflow_config import run_yaml_contents
 
 
@@ -50,6 +50,8 @@ rule train:
         coverage=coverage_inputs,
         manifest=lambda wc: manifest_path(wc.dataset, EXPERIMENTS[wc.experiment].get("train_split")),
         backbone=backbone_inputs,
+    wildcard_constraints:
+        experiment=experiments_pattern(TRAINED),  # training-free runs: rule training_free_checkpoint
     output:
         # protected (read-only once written) against accidents by other users; keep_finished_checkpoint
         # guards it for root as well
@@ -73,5 +75,36 @@ rule train:
         # so a different GPU count does not count as a changed run
         "if [ {resources.gpu} -gt 1 ]; then launch=\"$CENTERCLIP_PYTHON -m torch.distributed.run --standalone"
         " --nproc_per_node={resources.gpu}\"; else launch=$CENTERCLIP_PYTHON; fi; "
-        "OMP_NUM_THREADS={threads} $launch -m centerclip.training.train --run-config {input.run} --out-dir {params.out_dir}"
-        " > {log} 2>&1"
+        # run_lock: one writer per run folder (a second job for it waits; a gone holder's lock is taken over)
+        "OMP_NUM_THREADS={threads} \"$CENTERCLIP_PYTHON\" -m centerclip.training.run_lock {params.out_dir} --"
+        " $launch -m centerclip.training.train --run-config {input.run} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule training_free_checkpoint:
+    """A training-free run (training_free: <experiment>): the weights of that experiment's finished checkpoint
+    (the same seed) with this run's config, so the evaluate job applies this run's method to them; not trained.
+    Its summary names the source run and its checkpoint's sha256 and carries over how the weights were trained."""
+    input:
+        run=run_file_path("run.yaml"),
+        source=training_free_source_path,
+    output:
+        # not protected: made again in seconds from the source, and whenever the source is retrained
+        checkpoint=run_file_path("checkpoint.pt"),
+        summary=run_file_path("train_summary.json"),
+    wildcard_constraints:
+        experiment=experiments_pattern(TRAINING_FREE),
+    params:
+        out_dir=lambda wc: run_path(wc.dataset, wc.experiment, wc.seed),
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    log:
+        os.path.join(LOGS, "training_free_checkpoint", "{dataset}", "{experiment}", "seed{seed}.log"),
+    benchmark:
+        os.path.join(BENCH, "training_free_checkpoint", "{dataset}", "{experiment}", "seed{seed}.tsv")
+    conda:
+        ENV
+    shell:
+        "\"$CENTERCLIP_PYTHON\" -m centerclip.training.run_lock {params.out_dir} --"
+        " \"$CENTERCLIP_PYTHON\" -m centerclip.training.training_free --run-config {input.run} --source {input.source}"
+        " --out-dir {params.out_dir} > {log} 2>&1"

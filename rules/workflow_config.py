@@ -16,7 +16,7 @@ import jsonschema
 import yaml
 
 from centerclip.data.upstreams import CLIP_RELEASES, UPSTREAMS
-from centerclip.model.methods import import_plugins, method_names, params_schema
+from centerclip.model.methods import import_plugins, is_plugin_method, method_class, method_names, params_schema
 from centerclip.model.video_encoder import TokenReduction
 
 REPO = Path(__file__).resolve().parent.parent  # the workflow checkout: rules/ and config/ are in it
@@ -147,7 +147,8 @@ def resolve_config_path(config: dict, key: str) -> Path:
 
 
 #: Keys of an experiment row that are not its method's parameters (those are the row's other keys).
-EXPERIMENT_KEYS = ("dataset", "train_split", "backbone", "method", "frames", "lr", "epochs", "rows", "segment_valid")
+EXPERIMENT_KEYS = ("dataset", "train_split", "backbone", "method", "frames", "lr", "epochs", "rows", "segment_valid",
+                   "training_free")
 
 
 def method_params(exp: dict) -> dict:
@@ -170,6 +171,13 @@ def experiment_schema(schema: dict) -> dict:
     file_schema = copy.deepcopy({**schema["$defs"]["experiment_file"], "$defs": schema["$defs"]})
     row = file_schema["properties"]["experiments"]["additionalProperties"]
     row["properties"]["method"] = {**row["properties"]["method"], "enum": list(method_names())}
+    for name in method_names():
+        clash = sorted(set(params_schema(name)["properties"]) & set(EXPERIMENT_KEYS))
+        if clash:
+            cls = method_class(name)
+            raise ConfigError(f"method {name!r} ({cls.__module__}.{cls.__qualname__}) has parameter(s) "
+                              f"{', '.join(clash)}, which are keys of every experiment row "
+                              f"({', '.join(EXPERIMENT_KEYS)}): rename them")
     row["allOf"] = [{"if": {"properties": {"method": {"const": name}}, "required": ["method"]},
                      "then": params_schema(name)} for name in method_names()]
     return file_schema
@@ -183,10 +191,15 @@ def _read_experiment_table(path: Path) -> dict:
     except OSError as exc:
         raise ConfigError(f"config key experiments: cannot read {path} ({exc.strerror})") from None
     file_schema = experiment_schema(yaml.safe_load(Path(SCHEMA_PATH).read_text()))
+    # a row's "unevaluated properties" error follows from any error in its method's parameters (the then-branch
+    # failed, so none of them counts as evaluated): report the cause, not that consequence
     errors = sorted(jsonschema.Draft202012Validator(file_schema).iter_errors(table),
-                    key=lambda e: (len(e.absolute_path), _key_path(e)))
+                    key=lambda e: (e.validator == "unevaluatedProperties", len(e.absolute_path), _key_path(e)))
     if errors:
-        raise ConfigError(f"{path}: key {_key_path(errors[0])}: {errors[0].message}")
+        hint = (" (a plug-in's method: list its module under the config's plugins:)"
+                if errors[0].validator == "enum" and errors[0].absolute_path and errors[0].absolute_path[-1] == "method"
+                else "")
+        raise ConfigError(f"{path}: key {_key_path(errors[0])}: {errors[0].message}{hint}")
     for name, exp in table["experiments"].items():
         if exp["dataset"] not in table["dataset_defaults"]:
             raise ConfigError(f"{path}: experiments.{name}.dataset = {exp['dataset']!r} has no entry under "
@@ -243,7 +256,8 @@ def load_experiments(config: dict) -> tuple[dict, dict, dict]:
     Returns (experiments, dataset_defaults, left_out): the experiments restricted to
     ``config["only_experiments"]`` when given, and those it leaves out (so that tables can say why
     their rows are empty). Each kept experiment's dataset and backbone must exist in the config, and
-    its stages must fit the backbone's depth and its frame count.
+    its stages must fit the backbone's depth and its frame count; a training-free one (``training_free:
+    <experiment>``) must name a trained experiment of the same dataset, backbone and frames, kept too.
     """
     path = resolve_config_path(config, "experiments")
     load_plugins(config)
@@ -260,7 +274,44 @@ def load_experiments(config: dict) -> tuple[dict, dict, dict]:
     for name, exp in experiments.items():
         _check_experiment(f"{path}: experiments.{name}", exp, config,
                           exp.get("frames", defaults[exp["dataset"]]["frames"]))
+        if "training_free" in exp:
+            _check_training_free(path, name, table["experiments"], defaults, experiments)
     return experiments, defaults, left_out
+
+
+#: What a training-free run shares with the experiment whose weights it evaluates: the weights were trained
+#: for that dataset (and training list), backbone and frame count.
+TRAINING_FREE_SHARED = ("dataset", "train_split", "backbone")
+
+
+def _check_training_free(path: Path, name: str, table: dict, defaults: dict, kept: dict) -> None:
+    """ConfigError naming ``path`` and the experiment unless the training-free experiment ``name`` names an
+    experiment of ``table`` that is trained, kept by only_experiments beside it, and of the same dataset,
+    training list, backbone and frame count; and unless it leaves lr and epochs (never used) unset."""
+    exp, where = table[name], f"{path}: experiments.{name}"
+    source = exp["training_free"]
+    if source not in table:
+        raise ConfigError(f"{where}.training_free = {source!r} is not an experiment of {path}")
+    src = table[source]
+    if "training_free" in src:
+        raise ConfigError(f"{where}.training_free = {source!r} is itself training-free (training_free: "
+                          f"{src['training_free']!r}); name the trained experiment whose weights it evaluates")
+    for key in TRAINING_FREE_SHARED:
+        if exp.get(key) != src.get(key):
+            raise ConfigError(f"{where}.{key} = {exp.get(key)!r}, but its training_free experiment {source!r} has "
+                              f"{key} = {src.get(key)!r}: a training-free run evaluates that run's weights, so both "
+                              f"must have the same {key}")
+    frames = [e.get("frames", defaults[e["dataset"]]["frames"]) for e in (exp, src)]
+    if frames[0] != frames[1]:
+        raise ConfigError(f"{where} has {frames[0]} frames, but its training_free experiment {source!r} has "
+                          f"{frames[1]}: both must use the same frame count")
+    unused = [k for k in ("lr", "epochs") if k in exp]
+    if unused:
+        raise ConfigError(f"{where} sets {' and '.join(unused)}, but it is training-free (not trained): remove "
+                          f"them; it carries over {source!r}'s training")
+    if source not in kept:
+        raise ConfigError(f"config key only_experiments keeps {name!r} but not {source!r}, whose weights it "
+                          f"evaluates ({where}.training_free); add {source!r} to only_experiments")
 
 
 #: The frame cache of a dataset, under <data_dir>/<dataset>/.
@@ -288,10 +339,15 @@ def run_yaml_contents(config: dict, experiments: dict, dataset_defaults: dict, e
     eval key is present and run.yaml is complete. Precedence for lr, epochs, frames and context length:
     the experiment's own value, then the paper's per-dataset default (the config may not set them:
     :data:`PER_EXPERIMENT_KEYS`); then the config's ``scale`` multiplies lr and epochs.
+
+    A training-free experiment (``training_free: <experiment>``, not trained: its checkpoint holds that
+    experiment's weights of the same seed) gets ``training_free: {from, run_id}`` naming that run, and that
+    run's ``train:`` section, which describes how its weights were trained.
     """
     exp = experiments[experiment]
     dataset = exp["dataset"]
     settings = dataset_defaults[dataset]
+    source = exp.get("training_free")
     scale = config["scale"]
     data = os.path.join(config["data_dir"], dataset)
     frames = exp.get("frames", settings["frames"])
@@ -300,6 +356,8 @@ def run_yaml_contents(config: dict, experiments: dict, dataset_defaults: dict, e
     epochs = max(1, round(int(exp.get("epochs", settings["epochs"])) * scale["epochs"]))
     train = {**config["train"], "num_frames": frames, "context_length": context, "lr": lr, "epochs": epochs,
              "seed": int(seed)}
+    if source is not None:  # not trained: its weights are the source run's, which this section then describes
+        train = run_yaml_contents(config, experiments, dataset_defaults, source, seed)["train"]
     manifest = manifest_name(config["datasets"][dataset], exp.get("train_split"))
     # the method's parameters as the experiment table gives them (so a run's identity changes only with them)
     reduction = {"method": exp["method"], **copy.deepcopy(method_params(exp))}
@@ -315,7 +373,14 @@ def run_yaml_contents(config: dict, experiments: dict, dataset_defaults: dict, e
         "manifest": os.path.join(data, manifest),
         "model": dict(config["backbones"][exp["backbone"]]),
         "reduction": reduction,
-        **({"plugins": list(config["plugins"])} if config.get("plugins") else {}),
+        # only a plug-in's run names the plug-ins: adding `plugins:` to a config leaves other runs' run.yaml alone
+        **({"plugins": list(config["plugins"])} if config.get("plugins") and is_plugin_method(exp["method"]) else {}),
+        # only in a training-free run's: a key absent elsewhere leaves every other run's run.yaml (and identity) as it was
+        **({"training_free": {"from": source, "run_id": f"{dataset}/{source}/seed{seed}"}} if source else {}),
+        # a synthetic twin's recipe is what the run trains on: another recipe (e.g. more test videos) is new data,
+        # so its runs retrain instead of meeting the finished-checkpoint guard; real datasets have none
+        **({"synthetic_twin": dict(config["datasets"][dataset]["synthetic"])}
+           if config["datasets"][dataset].get("synthetic") else {}),
         "train": train,
         "eval": {**config["eval"], "num_frames": frames, "context_length": context},
     }

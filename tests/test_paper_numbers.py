@@ -95,7 +95,17 @@ def same(a, b) -> bool:
 
 def test_table_ids_and_default_columns(paper_numbers):
     assert paper_numbers["columns"] == DEFAULT_COLUMNS
-    assert list(paper_numbers["tables"]) == list(EXPECTED_SHAPE)
+    paper_tables = [t for t, table in paper_numbers["tables"].items() if not table.get("ours_only")]
+    assert paper_tables == list(EXPECTED_SHAPE)
+
+
+def test_the_table_beyond_the_paper_holds_no_paper_numbers(paper_numbers):
+    """Ours only: its rows are the experiments' (config/experiments.yaml), never a transcribed number."""
+    ours_only = {t: table for t, table in paper_numbers["tables"].items() if table.get("ours_only")}
+    assert list(ours_only) == ["beyond"]
+    beyond = ours_only["beyond"]
+    assert beyond["rows"] == {} and not beyond.get("cited") and beyond["caption"].startswith("Beyond the paper")
+    assert beyond["columns"] == ["MeM", "Speed", "t2v_R1", "t2v_R5", "t2v_MdR", "v2t_R1", "v2t_R5", "v2t_MdR"]
 
 
 @pytest.mark.parametrize("table_id", list(EXPECTED_SHAPE))

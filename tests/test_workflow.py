@@ -24,7 +24,9 @@ def demo_config():
 def test_demo_config_is_valid(demo_config):
     validate_config(demo_config)
     experiments, defaults, _ = load_experiments(demo_config)
-    assert len(experiments) == 68 and defaults["activitynet"]["frames"] == 60
+    # the paper's 68 runs, and beyond it one fine-tuned ToMe run and 13 training-free runs
+    assert len(experiments) == 82 and defaults["activitynet"]["frames"] == 60
+    assert sum(1 for exp in experiments.values() if "training_free" in exp) == 13
 
 
 @pytest.mark.parametrize("mutate,message", [
@@ -135,11 +137,12 @@ def dry_run_jobs(out: str) -> dict[str, int]:
 def test_dry_run_lists_the_demo_jobs(tmp_path):
     out = run_snakemake("-n", "--cores", "1", "-d", tmp_path, "--configfile", REPO / "config/config.yaml").stdout
     jobs = dry_run_jobs(out)
-    assert jobs["train"] == jobs["evaluate"] == 68 and jobs["table"] == 9
+    assert jobs["train"] == 69 and jobs["evaluate"] == 82 and jobs["table"] == 10  # Tables 1-9 and beyond
+    assert jobs["training_free_checkpoint"] == 13  # not trained: another run's weights
     assert jobs["acquire"] == 4 and jobs["frame_cache"] == 4 and jobs["manifest_split"] == 1
-    assert jobs["figure3"] == jobs["figure4"] == jobs["figure5"] == 1
+    assert jobs["figure3"] == jobs["figure4"] == jobs["figure5"] == jobs["tradeoff"] == 1
     assert jobs["pretrain_backbone"] == 2  # each tiny backbone pretrained once, before any run
-    assert jobs["search_demo"] == 1 and jobs["total"] == 314  # the search check of the config's search_demo
+    assert jobs["search_demo"] == 1 and jobs["total"] == 359  # the search check of the config's search_demo
 
 
 def test_search_demo_is_skipped_when_its_run_is_not_run(tmp_path, demo_config):
@@ -151,7 +154,8 @@ def test_search_demo_is_skipped_when_its_run_is_not_run(tmp_path, demo_config):
     assert jobs["train"] == 1 and "search_demo" not in jobs
 
 
-@pytest.mark.parametrize("table,trains", [("table1", 7), ("table3", 14), ("table6", 3), ("table8", 4), ("table9", 3)])
+@pytest.mark.parametrize("table,trains", [("table1", 7), ("table3", 14), ("table6", 3), ("table8", 4), ("table9", 3),
+                                          ("beyond", 5)])
 def test_one_table_builds_only_its_runs(tmp_path, table, trains):
     # targets before --configfile, which takes several values
     out = run_snakemake(f"results/demo/tables/{table}.md", "-n", "--cores", "1", "-d", tmp_path,
@@ -180,7 +184,7 @@ TINY_RUNS = ["msrvtt9k_b32_meanP", "msrvtt9k_b32_km_B6-4-49", "msrvtt7k_b32_mean
 @pytest.mark.slow
 def test_demo_end_to_end_tiny(tmp_path):
     """The demo pipeline, shrunk to three runs: videos -> ffmpeg -> HDF5 -> trainings -> metrics ->
-    all nine tables (unrun rows marked) and the three figures."""
+    all nine tables and the one beyond the paper (unrun rows marked) and the four figures."""
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_demo_config(TINY_RUNS, n_train=12, n_test=6)))
     run_snakemake("--cores", "2", "-d", tmp_path, "--configfile", tmp_path / "config.yaml")
 
@@ -191,7 +195,8 @@ def test_demo_end_to_end_tiny(tmp_path):
     for n in range(1, 10):
         tex = (tmp_path / f"results/demo/tables/table{n}.tex").read_text()
         assert tex.count("\\begin{tabular}") == (2 if n == 3 else 1)  # Table 3 = sub-tables (a) 7K, (b) 9K
-    for fig in ("figure3", "figure4", "figure5"):
+    assert "Results beyond the paper" in (tmp_path / "results/demo/tables/beyond.md").read_text()
+    for fig in ("figure3", "figure4", "figure5", "tradeoff"):
         assert (tmp_path / f"results/demo/figures/{fig}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (tmp_path / f"results/demo/figures/{fig}.pdf").read_bytes()[:4] == b"%PDF"
     assert (tmp_path / "data/demo/msrvtt/bad_videos.tsv").read_text().startswith("video_id\tsplit")
@@ -238,8 +243,9 @@ def test_paper_config_dry_run_per_table(tmp_path, table, trains):
 def test_paper_config_plans_every_public_run(tmp_path):
     out = run_snakemake("-n", "--cores", "1", "-d", tmp_path, "--configfile", REPO / "config/paper.yaml").stdout
     jobs = dry_run_jobs(out)
-    assert jobs["train"] == 28 and jobs["download_clip"] == 2 and jobs["acquire"] == 2 and jobs["table"] == 9
-    assert "search_demo" not in jobs and jobs["total"] == 264  # the search check is the demo's only
+    assert jobs["train"] == 29 and jobs["download_clip"] == 2 and jobs["acquire"] == 2 and jobs["table"] == 10
+    assert jobs["evaluate"] == 42 and jobs["training_free_checkpoint"] == 13 and jobs["tradeoff"] == 1
+    assert "search_demo" not in jobs and jobs["total"] == 309  # the search check is the demo's only
 
 
 def test_the_schema_owns_the_defaults_and_validation_fills_them(demo_config):
