@@ -284,5 +284,6 @@ def test_an_ours_only_table_shows_the_experiments_rows_with_their_settings(paper
     md = result.markdown
     assert md.startswith("# Results beyond the paper") and "| setting |" in md and "ToMe (B6 − 4, r = 30)" in md
     assert "ours − paper" not in md and "not planned" in md
+    assert "cited" not in md and "the paper's peak training memory" not in md  # no paper numbers to explain
     # Method, source, setting, T→V R@1 / R@5 / MdR, GFLOPs, GFLOPs ÷ ref, best-epoch R@1
     latex_ok(result.latex, 9)

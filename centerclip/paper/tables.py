@@ -439,7 +439,9 @@ def _test_set_note(ours: Mapping[str, Sequence[int]], paper: Mapping[str, int]) 
 def _footnotes(frame: pd.DataFrame) -> list[str]:
     columns = frame.attrs["columns"]
     notes = []
-    if "MeM" in columns or "Speed" in columns:
+    if frame.attrs.get("ours_only") and frame.attrs.get("efficiency_withheld"):
+        notes.append(DEMO_EFFICIENCY_NOTE)  # no paper numbers to describe
+    elif "MeM" in columns or "Speed" in columns:
         notes += _efficiency_footnotes(frame)
     notes.append(GFLOPS_NOTE + " '÷ ref' of GFLOPs: ours divided by the reference row's.")
     if any(c in SETTING_COLUMNS for c in columns):
@@ -460,7 +462,8 @@ def _footnotes(frame: pd.DataFrame) -> list[str]:
                      "Ours = last-epoch model, mean ± std over seeds when there are several.")
     notes.append("best-epoch T→V R@1 (test-selected): the original code's protocol, choosing the epoch with the "
                  "best T→V R@1 on the test split itself (optimistic); shown beside, never instead of, ours.")
-    notes.append("cited: another paper's numbers as printed in this paper; not run here.")
+    if not frame.attrs.get("ours_only"):
+        notes.append("cited: another paper's numbers as printed in this paper; not run here.")
     return notes
 
 
