@@ -186,7 +186,8 @@ class VisionTransformer(nn.Module):
     """CLIP's ViT image encoder, split into ``embed`` / blocks / ``head`` for the video encoder."""
 
     def __init__(
-        self, input_resolution: int, patch_size: int, width: int, layers: int, heads: int, output_dim: int
+        self, input_resolution: int, patch_size: int, width: int, layers: int, heads: int, output_dim: int,
+        initialize: bool = True,
     ) -> None:
         super().__init__()
         self.input_resolution = input_resolution
@@ -196,13 +197,17 @@ class VisionTransformer(nn.Module):
         self.layers = layers
         self.output_dim = output_dim
         scale = width**-0.5
+
+        def drawn(*shape: int) -> nn.Parameter:  # uninitialised when weights are loaded over it
+            return nn.Parameter(scale * torch.randn(*shape) if initialize else torch.empty(*shape))
+
         self.conv1 = nn.Conv2d(3, width, kernel_size=patch_size, stride=patch_size, bias=False)
-        self.class_embedding = nn.Parameter(scale * torch.randn(width))
-        self.positional_embedding = nn.Parameter(scale * torch.randn(self.grid**2 + 1, width))
+        self.class_embedding = drawn(width)
+        self.positional_embedding = drawn(self.grid**2 + 1, width)
         self.ln_pre = LayerNorm(width)
         self.transformer = Transformer(width, layers, heads)
         self.ln_post = LayerNorm(width)
-        self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
+        self.proj = drawn(width, output_dim)
 
     def embed(self, images: Tensor) -> Tensor:
         """Patch tokens with the class token first: [N, 3, H, W] -> [N, 1 + grid², width] (after ln_pre)."""
@@ -234,7 +239,10 @@ class CLIP(nn.Module):
     ``load`` for pretrained weights.
     """
 
-    def __init__(self, config: CLIPConfig) -> None:
+    def __init__(self, config: CLIPConfig, initialize: bool = True) -> None:
+        """``initialize=False`` leaves the parameters uninitialised (for weights loaded over them): no
+        random draws, so building on the meta device runs no meta kernel, whose first use imports
+        torch._dynamo (~0.8 s of every job's start-up)."""
         super().__init__()
         self.config = config
         self.visual = VisionTransformer(
@@ -244,16 +252,20 @@ class CLIP(nn.Module):
             layers=config.vision_layers,
             heads=config.vision_heads,
             output_dim=config.embed_dim,
+            initialize=initialize,
         )
         self.transformer = Transformer(
             config.transformer_width, config.transformer_layers, config.transformer_heads
         )
-        self.token_embedding = nn.Embedding(config.vocab_size, config.transformer_width)
+        vocab, width = config.vocab_size, config.transformer_width
+        self.token_embedding = (nn.Embedding(vocab, width) if initialize
+                                else nn.Embedding(vocab, width, _weight=torch.empty(vocab, width)))
         self.positional_embedding = nn.Parameter(torch.empty(config.context_length, config.transformer_width))
         self.ln_final = LayerNorm(config.transformer_width)
         self.text_projection = nn.Parameter(torch.empty(config.transformer_width, config.embed_dim))
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
-        self._initialize_parameters()
+        if initialize:
+            self._initialize_parameters()
 
     def _initialize_parameters(self) -> None:
         nn.init.normal_(self.token_embedding.weight, std=0.02)
@@ -318,7 +330,7 @@ class CLIP(nn.Module):
             config = config_from_state_dict(sd)
         # Build on the meta device: random initialisation of a ViT-B would be thrown away anyway.
         with torch.device("meta"):
-            model = cls(config)
+            model = cls(config, initialize=False)
         expected = model.state_dict()
         missing = sorted(set(expected) - set(sd))
         unexpected = sorted(set(sd) - set(expected))
