@@ -64,6 +64,9 @@ rule train:
         gpu=0,
         mem_mb=8000,
         runtime=24 * 60,
+        # Snakemake's attempt number: a retry that starts where its previous attempt started stops
+        # (centerclip.training.attempts), which bounds the retries a wall-time-limited run needs
+        attempt=lambda wildcards, attempt: attempt,
     log:
         os.path.join(LOGS, "train", "{dataset}", "{experiment}", "seed{seed}.log"),
     benchmark:
@@ -75,9 +78,13 @@ rule train:
         # so a different GPU count does not count as a changed run
         "if [ {resources.gpu} -gt 1 ]; then launch=\"$CENTERCLIP_PYTHON -m torch.distributed.run --standalone"
         " --nproc_per_node={resources.gpu}\"; else launch=$CENTERCLIP_PYTHON; fi; "
-        # run_lock: one writer per run folder (a second job for it waits; a gone holder's lock is taken over)
-        "OMP_NUM_THREADS={threads} \"$CENTERCLIP_PYTHON\" -m centerclip.training.run_lock {params.out_dir} --"
-        " $launch -m centerclip.training.train --run-config {input.run} --out-dir {params.out_dir} > {log} 2>&1"
+        # run_lock: one writer per run folder (a second job for it waits; a gone holder's lock is taken over).
+        # exec: run_lock replaces this shell, so a SIGTERM that SLURM sends to every process of the job step
+        # (its --signal warning, scancel, the wall time) leaves no shell to die and fail the job before the
+        # training has written its resume state
+        "OMP_NUM_THREADS={threads} exec \"$CENTERCLIP_PYTHON\" -m centerclip.training.run_lock {params.out_dir} --"
+        " $launch -m centerclip.training.train --run-config {input.run} --out-dir {params.out_dir}"
+        " --attempt {resources.attempt} > {log} 2>&1"
 
 
 rule training_free_checkpoint:

@@ -12,6 +12,7 @@ import pytest
 import torch
 from run_settings import run_dict
 
+from centerclip.training.attempts import NoProgress, read_attempts, record_attempt
 from centerclip.training.interrupt import RESUMABLE_EXIT, Interrupted, StopSignals
 from centerclip.training.settings import RunConfig
 from centerclip.training.train import run
@@ -56,8 +57,9 @@ def test_a_signal_mid_step_finishes_the_step_then_stops_resumably(tiny_dataset, 
     assert signal.getsignal(signum) is not None and signal.getsignal(signum) != stop._handle  # handler restored
 
     monkeypatch.setattr(train, "lr_factor", real)
-    summary = run(RunConfig.from_dict(d), tmp_path / "stopped")
+    summary = run(RunConfig.from_dict(d), tmp_path / "stopped", attempt=2)  # Snakemake's retry
     assert summary["resumed_at_step"] == 3
+    assert [(a["attempt"], a["resumed_at_step"]) for a in read_attempts(tmp_path / "stopped")] == [(1, 0), (2, 3)]
     assert logged_steps(tmp_path / "stopped") == list(range(8))  # contiguous, no step twice
     same_weights(tmp_path / "straight" / "checkpoint.pt", tmp_path / "stopped" / "checkpoint.pt")
 
@@ -81,6 +83,25 @@ def test_a_signal_at_an_epochs_last_step_resumes_into_the_next_epoch(tiny_datase
     assert (tmp_path / "metrics_epoch1.json").exists() and (tmp_path / "metrics_epoch2.json").exists()
 
 
+def test_a_retry_that_would_start_where_its_previous_attempt_started_stops(tiny_dataset, tmp_path):
+    """Retries are bounded by progress: attempt 1 saved no step (it failed at set-up, or was killed before
+    its first save), so Snakemake's automatic retry, attempt 2, refuses to repeat it and names the logs; a
+    new Snakemake invocation (attempt 1 again) trains."""
+    d = run_dict(tiny_dataset, epochs=1, batch_size=4, checkpoint_every_steps=0, eval_every_epoch=False)
+    record_attempt(tmp_path, 1, 0)
+    with pytest.raises(NoProgress) as refused:
+        run(RunConfig.from_dict(d), tmp_path, attempt=2)
+    message = str(refused.value)
+    assert "attempt 1" in message and "step 0" in message and str(tmp_path / "train.log") in message
+    assert not (tmp_path / "train_log.jsonl").exists() and not (tmp_path / "last.pt").exists()  # nothing trained
+    assert [a["attempt"] for a in read_attempts(tmp_path)] == [1]
+
+    # attempt 2 after an attempt 1 that resumed from another step is no repeat
+    run(RunConfig.from_dict(d), tmp_path, attempt=1)
+    assert (tmp_path / "checkpoint.pt").exists()
+    assert [(a["attempt"], a["resumed_at_step"]) for a in read_attempts(tmp_path)] == [(1, 0), (1, 0)]
+
+
 @pytest.mark.slow
 def test_the_job_exits_75_on_sigterm_and_the_rerun_completes(tiny_dataset, tmp_path, venv_env):
     """The CLI as the workflow runs it, signalled from outside."""
@@ -88,7 +109,7 @@ def test_the_job_exits_75_on_sigterm_and_the_rerun_completes(tiny_dataset, tmp_p
     atomic.write_yaml(cfg, tmp_path / "run.yaml")
     cmd = [sys.executable, "-m", "centerclip.training.train", "--run-config", str(tmp_path / "run.yaml"),
            "--out-dir", str(tmp_path / "run")]
-    proc = subprocess.Popen(cmd, env=venv_env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd + ["--attempt", "1"], env=venv_env, stderr=subprocess.PIPE, text=True)
     log_file, deadline = tmp_path / "run" / "train_log.jsonl", time.time() + 120
     while not (log_file.exists() and len(log_file.read_text().splitlines()) >= 3) and time.time() < deadline:
         time.sleep(0.02)
@@ -98,6 +119,10 @@ def test_the_job_exits_75_on_sigterm_and_the_rerun_completes(tiny_dataset, tmp_p
     assert "stopped by SIGTERM after step" in err
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
     assert logged_steps(tmp_path / "run") == list(range(state["step"]))
-    subprocess.run(cmd, check=True, env=venv_env, capture_output=True)
+    subprocess.run(cmd + ["--attempt", "2"], check=True, env=venv_env, capture_output=True)
     assert logged_steps(tmp_path / "run") == list(range(6 * 4))
     assert json.loads((tmp_path / "run" / "train_summary.json").read_text())["resumed_at_step"] == state["step"]
+    # the run folder keeps both attempts' logs (Snakemake empties the job's own log before a retry)
+    train_log = (tmp_path / "run" / "train.log").read_text()
+    assert "attempt 1:" in train_log and "stopped by SIGTERM" in train_log and "attempt 2:" in train_log
+    assert [a["resumed_at_step"] for a in read_attempts(tmp_path / "run")] == [0, state["step"]]

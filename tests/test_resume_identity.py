@@ -13,6 +13,7 @@ from run_settings import TINY_MODEL, run_dict
 
 from centerclip.data.digests import file_sha256
 from centerclip.data.upstreams import UPSTREAMS, openai_release
+from centerclip.training.attempts import read_attempts
 from centerclip.training.evaluate import main as evaluate_main
 from centerclip.training.settings import RunConfig
 from centerclip.training.identity import checkpoint_identity, run_identity, weights_record
@@ -53,7 +54,8 @@ def test_changed_lr_starts_over_and_sets_the_old_state_aside(tiny_dataset, tmp_p
     assert len(aside.name) == len("20261202T110512Z") and aside.name.endswith("Z") and aside.name[8] == "T"
     assert summary["resume_state_set_aside"] == str(aside)
     assert {p.name for p in aside.iterdir()} == {"last.pt", "train_log.jsonl", "metrics_epoch1.json",
-                                                 "train_summary.json", "checkpoint.pt"}
+                                                 "train_summary.json", "checkpoint.pt", "attempts.jsonl"}
+    assert [a["resumed_at_step"] for a in read_attempts(tmp_path)] == [0]  # this run's attempt only
     moved = torch.load(aside / "last.pt", weights_only=False)
     for k, v in old_last["model"].items():
         torch.testing.assert_close(moved["model"][k], v, rtol=0, atol=0)

@@ -20,7 +20,9 @@ import yaml
 log = logging.getLogger(__name__)
 
 #: Files of a finished run that belong to the checkpoint they describe.
-RUN_RESULTS = ("checkpoint.pt", "train_summary.json", "metrics.json", "last.pt", "train_log.jsonl")
+RUN_RESULTS = ("checkpoint.pt", "train_summary.json", "metrics.json", "last.pt", "train_log.jsonl",
+               "attempts.jsonl")
+# not train.log: the training job appends to it while it sets a run aside, and it keeps saying so
 
 
 class FinishedCheckpointError(RuntimeError):

@@ -48,6 +48,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from centerclip.data.layouts import read_manifest
 from centerclip.data.datasets import VideoTextDataset
 from centerclip.model.retrieval import RetrievalModel
+from centerclip.training.attempts import TRAIN_LOG, check_progress, record_attempt
 from centerclip.training.checkpoint import build_clip
 from centerclip.training.distributed import World, all_gather_objects, barrier, close_world, init_world
 from centerclip.training.identity import pretrained_sha256, run_identity, weights_record
@@ -212,11 +213,13 @@ def _summary(cfg: RunConfig, world: World, dataset: VideoTextDataset, micro: int
 
 
 def run(cfg: RunConfig, out_dir: Path, world: World | None = None, settings_file: str | None = None,
-        stop: StopSignals | None = None) -> dict:
+        stop: StopSignals | None = None, attempt: int = 1) -> dict:
     """Train one configuration; returns the training summary (written to DIR by rank 0).
 
     ``stop``: an active :class:`~centerclip.training.interrupt.StopSignals`; after a step during which it
-    received SIGTERM / SIGUSR1 the resume state is written and :class:`Interrupted` raised.
+    received SIGTERM / SIGUSR1 the resume state is written and :class:`Interrupted` raised. ``attempt``:
+    Snakemake's attempt number; a retry that would resume from the step its previous attempt resumed from
+    raises :class:`~centerclip.training.attempts.NoProgress` (:mod:`~centerclip.training.attempts`).
 
     Set-up (data, weights, model, optimizer), resume or start (:func:`~centerclip.training.resume.resume_or_start`), the epochs
     (:func:`_train_epochs`), then checkpoint.pt and train_summary.json. ``settings_file`` (the run
@@ -239,6 +242,10 @@ def run(cfg: RunConfig, out_dir: Path, world: World | None = None, settings_file
     last = out_dir / "last.pt"
     progress, set_aside = resume_or_start(last, identity, train_step, world, cfg, settings_file)
     resumed_at = progress.step
+    check_progress(out_dir, attempt, resumed_at)  # every rank reads the record before rank 0 appends to it
+    barrier(world)
+    if world.is_main:
+        record_attempt(out_dir, attempt, resumed_at)
     log.info("world size %d, global batch %d = %d ranks x %d micro-batches x %d videos; precision %s; device %s",
              world.size, ts.batch_size, world.size, ts.grad_accum, micro, precision, world.device)
 
@@ -275,16 +282,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-config", required=True, help="run.yaml written by the workflow")
     parser.add_argument("--out-dir", required=True, help="directory for checkpoints and logs")
+    parser.add_argument("--attempt", type=int, default=1,
+                        help="Snakemake's attempt number (1 = first try); bounds automatic retries")
     args = parser.parse_args(argv)
     world = None
     try:
         world = init_world()
-        logging.basicConfig(level=logging.INFO if world.is_main else logging.WARNING,
-                            format=f"%(asctime)s %(name)s[rank {world.rank}] %(message)s", stream=sys.stderr)
+        log_format = f"%(asctime)s %(name)s[rank {world.rank}] %(message)s"
+        logging.basicConfig(level=logging.INFO if world.is_main else logging.WARNING, format=log_format,
+                            stream=sys.stderr)
+        if world.is_main:  # every attempt's log, kept in the run folder: Snakemake empties {log} before a retry
+            Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+            handler = logging.FileHandler(Path(args.out_dir) / TRAIN_LOG)
+            handler.setFormatter(logging.Formatter(log_format))
+            logging.getLogger().addHandler(handler)
+            log.info("attempt %d: %s", args.attempt, " ".join(sys.argv))
         cfg = RunConfig.load(args.run_config)
         # a signal during set-up or the final writes is honoured at the next step boundary, or not at all
         with StopSignals() as stop:
-            run(cfg, Path(args.out_dir), world, settings_file=args.run_config, stop=stop)
+            run(cfg, Path(args.out_dir), world, settings_file=args.run_config, stop=stop, attempt=args.attempt)
     except Interrupted as exc:
         log.warning("%s (exit status %d)", exc, RESUMABLE_EXIT)
         return RESUMABLE_EXIT
