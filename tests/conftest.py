@@ -65,3 +65,23 @@ def experiments() -> dict:
 def paper_numbers() -> dict:
     """config/paper_numbers.yaml: the paper's tables as transcribed."""
     return yaml.safe_load((REPO / "config" / "paper_numbers.yaml").read_text(encoding="utf-8"))
+
+
+# Wall time per test file (set-up, call and teardown of its tests, module fixtures included), printed at
+# the end of every run: where `make test`'s time goes, without --durations' per-test noise.
+_FILE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    path = report.nodeid.split("::", 1)[0]
+    _FILE_SECONDS[path] = _FILE_SECONDS.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _FILE_SECONDS:
+        return
+    total = sum(_FILE_SECONDS.values())
+    terminalreporter.section("seconds per test file")
+    for path, seconds in sorted(_FILE_SECONDS.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line(f"{seconds:8.1f}  {path}")
+    terminalreporter.write_line(f"{total:8.1f}  in all ({total / 60:.1f} min)")
