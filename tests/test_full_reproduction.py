@@ -16,6 +16,8 @@ is started by its full path from a plain shell: no environment activated.
 import json
 import re
 import shutil
+import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -156,6 +158,11 @@ def test_every_job_went_through_sbatch_and_completed(reproduction, cluster_env):
     assert rules.get("download_clip") == 2 and rules.get("acquire") == 4 and rules.get("frame_cache") == 4, rules
     assert rules.get("download_lists") == 1, rules  # ActivityNet's lists of the original code
     assert "Nothing to be done" in reproduction["again"], reproduction["again"][-3000:]
+    # one CPU per job (.ci/cluster-overlay.yaml): SLURM ran jobs two at a time
+    spans = subprocess.run(["squeue", "--states=all", "--noheader", "--format=%S|%e", "--jobs", ",".join(ids)],
+                           env=cluster_env, capture_output=True, text=True, check=True).stdout.split()
+    spans = sorted(tuple(datetime.fromisoformat(t) for t in line.split("|")) for line in spans)
+    assert any(b_start < a_end for (_, a_end), (b_start, _) in zip(spans, spans[1:])), spans
 
 
 def test_data_arrived_whole(reproduction, upstream):
