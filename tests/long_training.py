@@ -51,6 +51,21 @@ def finish_reference(proc: subprocess.Popen, work: Path, out: Path, env: dict, v
                    env={**plain_env(env), "OMP_NUM_THREADS": "1"}, check=True, capture_output=True)
 
 
+def start_snakemake(work: Path, venv_bin: Path, env: dict | None, *args: str | Path) -> subprocess.Popen:
+    """``<venv_bin>/snakemake TARGET *args`` on ``work`` in a plain shell, in the background; its output goes
+    to ``work/snakemake-<n>.log``, numbered in start order (:func:`last_snakemake_log`)."""
+    n = len(list(work.glob("snakemake-*.log"))) + 1
+    cmd = [str(venv_bin / "snakemake"), TARGET, "-s", str(REPO / "Snakefile"), "-d", str(work), *map(str, args),
+           "--configfile", str(work / "config.yaml")]
+    log = open(work / f"snakemake-{n:02d}.log", "w")
+    return subprocess.Popen(cmd, cwd=REPO, env=plain_env(env), stdout=log, stderr=subprocess.STDOUT, text=True)
+
+
+def last_snakemake_log(work: Path) -> str:
+    """The output of the Snakemake that :func:`start_snakemake` started last."""
+    return sorted(work.glob("snakemake-*.log"))[-1].read_text()
+
+
 def logged_steps(run_dir: Path) -> list[int]:
     path = run_dir / "train_log.jsonl"
     return [json.loads(x)["step"] for x in path.read_text().splitlines()] if path.exists() else []
@@ -74,13 +89,18 @@ def wait_for(what: str, condition, proc: subprocess.Popen, timeout: float = 300)
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def same_weights(a_path: Path, b_path: Path) -> None:
+    """The two checkpoints hold bit-identical weights."""
+    a = torch.load(a_path, weights_only=False)["model"]
+    b = torch.load(b_path, weights_only=False)["model"]
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
 def assert_same_as_reference(run_dir: Path, reference: Path, steps: int) -> None:
     """The run's weights and test metrics equal the uninterrupted reference's; every step logged once."""
-    ours = torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"]
-    theirs = torch.load(reference / "checkpoint.pt", weights_only=False)["model"]
-    assert ours.keys() == theirs.keys()
-    for k in ours:
-        torch.testing.assert_close(ours[k], theirs[k], rtol=0, atol=0, msg=k)
+    same_weights(run_dir / "checkpoint.pt", reference / "checkpoint.pt")
     got, want = (json.loads((d / "metrics.json").read_text()) for d in (run_dir, reference))
     assert (got["t2v"], got["v2t"]) == (want["t2v"], want["v2t"])
     assert logged_steps(run_dir) == list(range(steps))

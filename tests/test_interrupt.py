@@ -10,6 +10,7 @@ import time
 
 import pytest
 import torch
+from long_training import logged_steps, same_weights
 from run_settings import run_dict
 
 from centerclip.training.attempts import NoProgress, read_attempts, record_attempt
@@ -17,17 +18,6 @@ from centerclip.training.interrupt import RESUMABLE_EXIT, Interrupted, StopSigna
 from centerclip.training.settings import RunConfig
 from centerclip.training.train import run
 from centerclip.util import atomic
-
-
-def same_weights(a_path, b_path) -> None:
-    a = torch.load(a_path, weights_only=False)["model"]
-    b = torch.load(b_path, weights_only=False)["model"]
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
-
-
-def logged_steps(run_dir) -> list[int]:
-    return [json.loads(x)["step"] for x in (run_dir / "train_log.jsonl").read_text().splitlines()]
 
 
 def test_a_signal_mid_step_finishes_the_step_then_stops_resumably(tiny_dataset, tmp_path, monkeypatch):

@@ -9,13 +9,13 @@ or finished: the job the restarted Snakemake started waited for the orphan inste
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from long_training import (RUN, RUN_DIR, TARGET, assert_same_as_reference, finish_reference, prepare,
-                           start_reference, starts_and_stops, trained_steps_of_current_attempt, wait_for)
-from workflow_runner import REPO, VENV_BIN, plain_env, run_snakemake
+from long_training import (RUN, RUN_DIR, TARGET, assert_same_as_reference, finish_reference, last_snakemake_log,
+                           prepare, start_reference, start_snakemake, starts_and_stops,
+                           trained_steps_of_current_attempt, wait_for)
+from workflow_runner import REPO, VENV_BIN, run_snakemake
 
 from centerclip.training.attempts import read_attempts
 from centerclip.training.interrupt import RESUMABLE_EXIT
@@ -24,13 +24,6 @@ from centerclip.training.run_lock import LOCK_NAME
 pytestmark = pytest.mark.slow
 
 EPOCHS_SCALE = 4.0  # 20 epochs of 8 steps, ~1 min on one core
-
-
-def start_snakemake(work: Path, *extra: str) -> subprocess.Popen:
-    cmd = [str(VENV_BIN / "snakemake"), TARGET, "--cores", "1", "-s", str(REPO / "Snakefile"), "-d", str(work),
-           *extra, "--configfile", str(work / "config.yaml")]
-    log = open(work / f"snakemake-{time.time():.0f}.log", "w")
-    return subprocess.Popen(cmd, cwd=REPO, env=plain_env(), stdout=log, stderr=subprocess.STDOUT, text=True)
 
 
 def training_pid(run_dir: Path) -> int:
@@ -54,15 +47,15 @@ def test_sigterm_then_a_killed_snakemake_restarted_at_once_lose_nothing(tmp_path
     straight = start_reference(work, reference, None, VENV_BIN)  # on the other core meanwhile
 
     # 1. SIGTERM to the training process: it stops after its step, exits 75, and Snakemake reports the job
-    proc = start_snakemake(work)
+    proc = start_snakemake(work, VENV_BIN, None, "--cores", "1")
     wait_for("the training to train", lambda: trained_steps_of_current_attempt(run_dir) >= 3, proc)
     subprocess.run(["kill", "-TERM", str(training_pid(run_dir))], check=True)
     assert proc.wait(timeout=120) != 0
-    log = sorted(work.glob("snakemake-*.log"))[-1].read_text()
+    log = last_snakemake_log(work)
     assert f"returned non-zero exit status {RESUMABLE_EXIT}." in log, log[-3000:]
 
     # 2. the rerun; its main process killed while it trains, restarted at once beside the orphan
-    proc = start_snakemake(work)
+    proc = start_snakemake(work, VENV_BIN, None, "--cores", "1")
     wait_for("the rerun to train", lambda: len(read_attempts(run_dir)) == 2
              and trained_steps_of_current_attempt(run_dir) >= 3, proc)
     orphan, holder = training_pid(run_dir), json.loads((run_dir / LOCK_NAME).read_text())
@@ -71,8 +64,8 @@ def test_sigterm_then_a_killed_snakemake_restarted_at_once_lose_nothing(tmp_path
     assert alive(orphan)
     run_snakemake(TARGET, "--cores", "1", "-s", REPO / "Snakefile", "-d", work, "--unlock", "--configfile",
                   work / "config.yaml", timeout=120)
-    proc = start_snakemake(work, "--rerun-incomplete")
-    assert proc.wait(timeout=600) == 0, sorted(work.glob("snakemake-*.log"))[-1].read_text()[-5000:]
+    proc = start_snakemake(work, VENV_BIN, None, "--cores", "1", "--rerun-incomplete")
+    assert proc.wait(timeout=600) == 0, last_snakemake_log(work)[-5000:]
     assert not alive(orphan)
     job_log = (work / "results" / "demo" / "logs" / "train" / "msrvtt" / RUN / "seed42.log")
     assert f"is in use by host {holder['host']}, pid {holder['pid']} " in job_log.read_text()  # it waited

@@ -15,15 +15,15 @@ job ever training beside the orphan (it would have resumed from the orphan's own
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import yaml
-from long_training import (RUN_DIR, TARGET, assert_same_as_reference, finish_reference, prepare, start_reference,
-                           starts_and_stops, trained_steps_of_current_attempt, wait_for)
+from long_training import (RUN_DIR, TARGET, assert_same_as_reference, finish_reference, last_snakemake_log,
+                           prepare, start_reference, start_snakemake, starts_and_stops,
+                           trained_steps_of_current_attempt, wait_for)
 from test_slurm import PROFILE, REPO, cluster_env, slurm  # noqa: F401 - fixtures
-from workflow_runner import CLUSTER_VENV_BIN, plain_env, run_snakemake
+from workflow_runner import CLUSTER_VENV_BIN, run_snakemake
 
 from centerclip.training.attempts import read_attempts
 
@@ -45,7 +45,8 @@ def wall_time_profile(tmp: Path) -> Path:
     assert re.fullmatch(r"--signal=TERM@\d+", signal_flag), signal_flag
     profile["preemptible-rules"] = user["preemptible-rules"]
     profile["preemptible-retries"] = user["preemptible-retries"]
-    profile["set-resources"]["train"].update(runtime=RUNTIME_MIN, slurm_extra=signal_flag.split("@")[0] + f"@{WARNING_S}")
+    warning = signal_flag.split("@")[0] + f"@{WARNING_S}"
+    profile["set-resources"]["train"].update(runtime=RUNTIME_MIN, slurm_extra=warning)
     folder = tmp / "profile"
     folder.mkdir()
     (folder / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
@@ -75,13 +76,6 @@ def training_job(run_dir: Path, env, not_job: str) -> str | None:
     return job if job != not_job and train_jobs(env).get(job, ("",))[0] == "RUNNING" else None
 
 
-def start_snakemake(work: Path, profile: Path, env, *extra: str) -> subprocess.Popen:
-    cmd = [str(CLUSTER_VENV_BIN / "snakemake"), TARGET, "--profile", str(profile), "-s", str(REPO / "Snakefile"),
-           "-d", str(work), *extra, "--configfile", str(work / "config.yaml")]
-    log = open(work / f"snakemake-{time.time():.0f}.log", "w")
-    return subprocess.Popen(cmd, cwd=REPO, env=plain_env(env), stdout=log, stderr=subprocess.STDOUT, text=True)
-
-
 def test_a_training_longer_than_its_wall_time_survives_scancel_and_a_killed_snakemake(slurm, cluster_env,
                                                                                      tmp_path):
     work = tmp_path / "work"
@@ -92,7 +86,7 @@ def test_a_training_longer_than_its_wall_time_survives_scancel_and_a_killed_snak
     profile = wall_time_profile(tmp_path)
 
     earlier = set(train_jobs(cluster_env))  # jobs of other tests that SLURM still lists
-    proc = start_snakemake(work, profile, cluster_env)
+    proc = start_snakemake(work, CLUSTER_VENV_BIN, cluster_env, "--profile", profile)
     # 1. scancel the first training job once it has trained a few steps
     first = wait_for("the first training job to train", lambda: training_job(run_dir, cluster_env, ""), proc)
     subprocess.run(["scancel", first], env=cluster_env, check=True)
@@ -104,8 +98,8 @@ def test_a_training_longer_than_its_wall_time_survives_scancel_and_a_killed_snak
     assert train_jobs(cluster_env)[second][0] == "RUNNING"  # orphaned, still training
     run_snakemake(TARGET, "--profile", profile, "-s", REPO / "Snakefile", "-d", work, "--unlock", "--configfile",
                   work / "config.yaml", env=cluster_env, venv_bin=CLUSTER_VENV_BIN, timeout=120)
-    proc = start_snakemake(work, profile, cluster_env, "--rerun-incomplete")
-    assert proc.wait(timeout=900) == 0, sorted(work.glob("snakemake-*.log"))[-1].read_text()[-5000:]
+    proc = start_snakemake(work, CLUSTER_VENV_BIN, cluster_env, "--profile", profile, "--rerun-incomplete")
+    assert proc.wait(timeout=900) == 0, last_snakemake_log(work)[-5000:]
     finish_reference(straight, work, reference, cluster_env, CLUSTER_VENV_BIN)
 
     assert_same_as_reference(run_dir, reference, steps)
